@@ -1,0 +1,5 @@
+import sys
+
+from melisma.cli import main
+
+sys.exit(main())

@@ -1,0 +1,133 @@
+"""Decode any common audio file to mono float32 at a chosen rate; write audio atomically.
+
+Decoding goes through libsndfile (soundfile: wav, flac, ogg, mp3, aiff...).  Every failure becomes an
+``AudioInputError`` with one line that names the file, so the CLI never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from melisma.audio.constants import SAMPLE_RATE
+from melisma.errors import AudioInputError
+
+MIN_RATE = 8_000
+MAX_RATE = 384_000
+BLOCK_FRAMES = 1 << 20  # frames decoded at a time, so long files never need a second full copy
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+    @property
+    def duration(self) -> float:
+        """Seconds."""
+        return self.frames / self.sample_rate
+
+
+def probe_audio(path: str | os.PathLike) -> AudioInfo:
+    """Read the header of ``path`` without decoding it. Raises AudioInputError on anything unusable."""
+    p = Path(path)
+    if not p.exists():
+        raise AudioInputError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioInputError(f"{p}: is a directory, expected an audio file")
+    if p.stat().st_size == 0:
+        raise AudioInputError(f"{p}: file is empty")
+    try:
+        info = sf.info(str(p))
+    except Exception as exc:  # libsndfile reports every format problem as a generic error
+        raise AudioInputError(f"{p}: not a readable audio file ({_short(exc)})") from None
+    if info.frames <= 0:
+        raise AudioInputError(f"{p}: contains no audio samples")
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise AudioInputError(f"{p}: sample rate {info.samplerate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
+    return AudioInfo(p, int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int | None = SAMPLE_RATE,
+    *,
+    start: float = 0.0,
+    duration: float | None = None,
+) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to mono float32 in [-1, 1].
+
+    Returns ``(audio, sr)``: audio of shape (n_samples,), sr = ``sample_rate`` (resampled with soxr),
+    or the file's own rate when ``sample_rate`` is None.  ``start``/``duration`` (seconds) read a window.
+    Non-finite samples are rejected: they poison every later stage.
+    """
+    info = probe_audio(path)
+    first = int(round(start * info.sample_rate))
+    count = -1 if duration is None else int(round(duration * info.sample_rate))
+    try:
+        mono = _decode_mono(info, first, count)
+    except AudioInputError:
+        raise
+    except Exception as exc:
+        raise AudioInputError(f"{info.path}: decoding failed, file may be truncated ({_short(exc)})") from None
+    if mono.size == 0:
+        raise AudioInputError(f"{info.path}: contains no audio samples")
+    if not np.isfinite(mono).all():
+        raise AudioInputError(f"{info.path}: contains NaN or infinite samples")
+    sr = info.sample_rate if sample_rate is None else int(sample_rate)
+    if sr != info.sample_rate:
+        mono = soxr.resample(mono, info.sample_rate, sr, quality="HQ").astype(np.float32)
+    return mono, sr
+
+
+def _decode_mono(info: AudioInfo, first: int, count: int) -> np.ndarray:
+    """Average channels block by block so an hour of 8-channel audio costs one mono copy."""
+    parts = []
+    with sf.SoundFile(str(info.path)) as f:
+        f.seek(first)
+        remaining = count if count >= 0 else info.frames - first
+        while remaining > 0:
+            block = f.read(min(BLOCK_FRAMES, remaining), dtype="float32", always_2d=True)
+            if block.shape[0] == 0:
+                break
+            parts.append(block.mean(axis=1, dtype=np.float32))
+            remaining -= block.shape[0]
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str | None = None) -> Path:
+    """Write ``audio`` ((n,) or (n, channels)) atomically: a temporary file in the same folder, then rename.
+
+    The format follows the suffix (.wav, .flac, .ogg, .mp3).  A failed write leaves nothing behind.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fmt = p.suffix.lstrip(".").upper() or "WAV"
+    if fmt not in sf.available_formats():
+        raise AudioInputError(f"{p}: unsupported output format '{p.suffix}' (use .wav, .flac, .ogg or .mp3)")
+    data = np.asarray(audio, dtype=np.float32)
+    if not np.isfinite(data).all():
+        raise AudioInputError(f"{p}: refusing to write audio with NaN or infinite samples")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, np.clip(data, -1.0, 1.0), sample_rate, format=fmt, subtype=subtype)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1][:160] if text else type(exc).__name__

@@ -1,0 +1,66 @@
+"""The ``melisma`` command line: parses arguments and calls the library, nothing else.
+
+Each subcommand lives in its own module here with a ``register(subparsers)`` function; heavy imports
+happen inside the command's handler so ``melisma --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from melisma import __version__
+from melisma.errors import MelismaError
+
+# Subcommand modules, in the order --help lists them.  A module that is not there yet is skipped.
+COMMANDS = ("demo", "prepare", "corpus", "features", "evaluate", "train", "convert", "cover", "foundation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="melisma", description="Singing voice conversion that learns a voice on a CPU."
+    )
+    parser.add_argument("--version", action="version", version=f"melisma {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or status lines")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"melisma.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"melisma.cli.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    from melisma.progress import set_quiet
+
+    set_quiet(args.quiet)
+    try:
+        return int(args.func(args) or 0)
+    except MelismaError as exc:
+        print(f"melisma: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("melisma: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line by default, the traceback on request
+        if os.environ.get("MELISMA_DEBUG"):
+            raise
+        print(f"melisma: internal error: {type(exc).__name__}: {exc} (set MELISMA_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
