@@ -33,9 +33,11 @@ def _window(device: str = "cpu") -> torch.Tensor:
 
 def magnitude_stft(audio: torch.Tensor) -> torch.Tensor:
     """(B, n) waveform at SAMPLE_RATE -> (B, N_FFT // 2 + 1, n // HOP_SIZE + 1) linear magnitude."""
+    # reflect padding needs more than N_FFT // 2 samples; very short clips pad with zeros instead
+    pad_mode = "reflect" if audio.shape[-1] > N_FFT // 2 else "constant"
     spec = torch.stft(
         audio, N_FFT, HOP_SIZE, WIN_SIZE, window=_window(str(audio.device)), center=True,
-        pad_mode="reflect", return_complex=True,
+        pad_mode=pad_mode, return_complex=True,
     )
     return spec.abs().clamp_min(1e-9)
 

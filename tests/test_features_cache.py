@@ -1,0 +1,112 @@
+"""Features on one grid, the per-clip cache (reuse, invalidation), loudness and the features CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from melisma.audio.constants import HOP_SIZE, N_MELS
+from melisma.cli import main
+from melisma.features.cache import FeatureCache, extract_features
+from melisma.features.loudness import frame_a_weighted_db, frame_loudness_db, frame_rms_db
+
+
+@pytest.fixture
+def dataset(tmp_path, sine_clip):
+    audio, sr, _ = sine_clip
+    root = tmp_path / "ds"
+    (root / "wavs").mkdir(parents=True)
+    sf.write(root / "wavs" / "a.wav", audio, sr)
+    sf.write(root / "wavs" / "b.wav", audio[: sr // 2] * 0.5, sr)
+    return root
+
+
+def test_extract_features_shapes_share_one_grid(sine_clip):
+    audio, sr, _ = sine_clip
+    feats = extract_features(audio, sr, pitch="dio")
+    t = audio.size // HOP_SIZE + 1
+    assert feats["f0"].shape == (t,) and feats["loudness"].shape == (t,) and feats["mel"].shape == (N_MELS, t)
+    assert np.median(feats["f0"][feats["f0"] > 0]) == pytest.approx(220.0, rel=0.02)
+    feats22 = extract_features(audio[::2], sr // 2, pitch="dio")  # same duration at another rate
+    assert feats22["mel"].shape == (N_MELS, t) and feats22["f0"].shape == (t,)
+
+
+def test_cache_reuses_then_invalidates_on_settings_change(dataset, tmp_path):
+    clip = dataset / "wavs" / "a.wav"
+    cache = FeatureCache(tmp_path / "cache", pitch="dio")
+    first = cache.get(clip)
+    entry = cache.entry_path(clip)
+    mtime = entry.stat().st_mtime_ns
+    again = FeatureCache(tmp_path / "cache", pitch="dio")
+    second = again.get(clip)
+    assert (again.hits, again.misses) == (1, 0) and entry.stat().st_mtime_ns == mtime
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+    changed = FeatureCache(tmp_path / "cache", pitch="dio", median=7)
+    changed.get(clip)
+    assert (changed.hits, changed.misses) == (0, 1)
+    back = FeatureCache(tmp_path / "cache", pitch="dio")  # the entry now holds median=7: stale again
+    np.testing.assert_array_equal(back.get(clip)["f0"], first["f0"])
+    assert (back.hits, back.misses) == (0, 1)
+    assert not list((tmp_path / "cache").glob("*.tmp")), "no temp files left behind"
+
+
+def test_cache_invalidates_when_audio_changes(dataset, tmp_path, sine_clip):
+    clip = dataset / "wavs" / "b.wav"
+    cache = FeatureCache(tmp_path / "cache")
+    before = cache.get(clip)
+    audio, sr, _ = sine_clip
+    sf.write(clip, audio[: sr // 2] * 0.1, sr)  # quieter: loudness must change
+    after = cache.get(clip)
+    assert cache.misses == 2
+    assert np.median(after["loudness"]) < np.median(before["loudness"]) - 10
+
+
+def test_corrupt_entry_is_recomputed(dataset, tmp_path):
+    clip = dataset / "wavs" / "b.wav"
+    cache = FeatureCache(tmp_path / "cache")
+    cache.get(clip)
+    cache.entry_path(clip).write_bytes(b"not safetensors")
+    feats = cache.get(clip)
+    assert cache.misses == 2 and feats["mel"].shape[0] == N_MELS
+
+
+def test_a_weighting_matches_rms_at_1khz_and_cuts_bass():
+    t = np.arange(44_100) / 44_100
+    tone_1k = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    tone_100 = (0.5 * np.sin(2 * np.pi * 100 * t)).astype(np.float32)
+    assert np.median(frame_a_weighted_db(tone_1k)) == pytest.approx(np.median(frame_rms_db(tone_1k)), abs=0.2)
+    assert np.median(frame_a_weighted_db(tone_100)) == pytest.approx(np.median(frame_rms_db(tone_100)) - 19.1, abs=0.5)
+    assert frame_loudness_db(tone_1k[:300]).shape == (1,)
+    with pytest.raises(ValueError):
+        frame_loudness_db(tone_1k, "B")
+
+
+def test_cli_fills_cache_and_prints_pitch(dataset, tmp_path, capsys):
+    assert main(["-q", "features", str(dataset), "--f0", "dio"]) == 0
+    entries = sorted((dataset / "cache").glob("*.safetensors"))
+    assert [e.name.split("-")[0] for e in entries] == ["a", "b"]
+    mtimes = [e.stat().st_mtime_ns for e in entries]
+    assert main(["-q", "features", str(dataset), "--f0", "dio"]) == 0
+    assert [e.stat().st_mtime_ns for e in entries] == mtimes  # reused, not rewritten
+    capsys.readouterr()
+    assert main(["features", "pitch", str(dataset / "wavs" / "a.wav")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "time_s,f0_hz" and len(lines) == 1 + 2 * 44_100 // HOP_SIZE + 1
+    hz = np.array([float(line.split(",")[1]) for line in lines[1:]])
+    assert np.median(hz[hz > 0]) == pytest.approx(220.0, rel=0.02)
+    out = tmp_path / "f0.npy"
+    assert main(["-q", "features", "pitch", str(dataset / "wavs" / "a.wav"), "--out", str(out)]) == 0
+    np.testing.assert_allclose(np.load(out), hz, atol=0.01)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["features", str(tmp_path / "missing")]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["features", str(empty)]) == 2
+    assert main(["features", "pitch", str(tmp_path / "nope.wav")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("melisma: ") for line in err)
+    assert not (empty / "cache").exists()
