@@ -1,0 +1,90 @@
+"""``melisma evaluate``: score converted clips (similarity, pitch, naturalness, MCD, PESQ/STOI, speed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from melisma.errors import MelismaError
+
+HELP = "measure converted clips: speaker similarity, pitch error, DNSMOS, MCD, PESQ/STOI, speed"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("evaluate", help=HELP, description=HELP + ".")
+    p.add_argument("converted", nargs="+", metavar="CONVERTED", help="converted clips to score")
+    p.add_argument("--target-ref", nargs="+", default=[], metavar="REF",
+                   help="clips of the target voice (speaker similarity)")
+    p.add_argument("--source", nargs="+", metavar="SRC",
+                   help="source clips, one per converted clip or one for all (intended F0, source similarity)")
+    p.add_argument("--reference-f0", nargs="+", metavar="NPY",
+                   help="true F0 .npy files (Hz on the shared grid, 0 = unvoiced) instead of the source's F0")
+    p.add_argument("--parallel-ref", nargs="+", metavar="REF",
+                   help="same text and melody sung by the target voice (mel-cepstral distortion)")
+    p.add_argument("--original", nargs="+", metavar="ORIG",
+                   help="reconstruction mode: the original recordings (PESQ-wb, STOI)")
+    p.add_argument("--transpose", type=float, default=0.0, metavar="SEMITONES",
+                   help="transpose used for the conversion: intended F0 = source F0 * 2^(t/12)")
+    p.add_argument("--judge-pitch", default="harvest", metavar="TRACKER",
+                   help="pitch tracker that judges F0 (default harvest; dio, fcpe, crepe where installed)")
+    p.add_argument("--rtf-json", type=Path, metavar="JSON",
+                   help='measured conversion seconds: {"clip.wav": 1.9, ...} keyed by path or file name')
+    p.add_argument("--metrics", default="all",
+                   help="comma list of similarity,pitch,dnsmos,mcd,intrusive,speed (default all)")
+    p.add_argument("--json", type=Path, metavar="OUT", help="write per-clip and aggregate scores here")
+    p.add_argument("--report", type=Path, metavar="DIR", help="write an HTML report with plots and players")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from melisma.audio.io import probe_audio
+    from melisma.evaluate import METRICS, evaluate_clips
+    from melisma.progress import say
+
+    metrics = METRICS if args.metrics == "all" else tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    for path in [*args.converted, *args.target_ref, *(args.source or []), *(args.parallel_ref or []),
+                 *(args.original or [])]:
+        probe_audio(path)  # fail on a bad file before any slow work
+    seconds = _conversion_seconds(args.rtf_json, args.converted) if args.rtf_json else None
+    result = evaluate_clips(
+        args.converted, args.target_ref, sources=args.source, reference_f0=args.reference_f0,
+        parallel_refs=args.parallel_ref, originals=args.original, transpose=args.transpose,
+        judge_tracker=args.judge_pitch, conversion_seconds=seconds, metrics=metrics,
+        keep_details=args.report is not None,
+    )
+    if args.report is not None:
+        from melisma.evaluate.report import write_report
+
+        say(f"report: {write_report(result, args.report)}")
+    if args.json is not None:
+        say(f"scores: {result.save(args.json)}")
+    _print_summary(result)
+    return 0
+
+
+def _conversion_seconds(path: Path, converted: list[str]) -> list[float | None]:
+    """Read {clip path or file name: seconds} and order it like the converted clips."""
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MelismaError(f"{path}: not a readable JSON file ({exc})") from None
+    if not isinstance(table, dict):
+        raise MelismaError(f'{path}: expected an object {{"clip.wav": seconds, ...}}')
+    out: list[float | None] = []
+    for clip in converted:
+        value = table.get(clip, table.get(Path(clip).name))
+        out.append(None if value is None else float(value))
+    return out
+
+
+def _print_summary(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(result.clips)} clip(s)")
+    for col in ("metric", "mean", "median", "worst", "n"):
+        table.add_column(col, justify="right")
+    for name, agg in result.aggregate.items():
+        table.add_row(name, f"{agg.mean:.3f}", f"{agg.median:.3f}", f"{agg.worst:.3f}", str(agg.n))
+    Console().print(table)
