@@ -11,9 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from melisma.audio.constants import F0_MAX, F0_MIN, FRAME_PERIOD_MS, SAMPLE_RATE, n_frames
-from melisma.errors import MelismaError
-
 DEFAULT_JUDGE = "harvest"
 CENTS_PER_OCTAVE = 1200.0
 
@@ -30,35 +27,10 @@ class PitchScores:
 
 
 def extract_f0(audio: np.ndarray, sr: int, tracker: str = DEFAULT_JUDGE) -> np.ndarray:
-    """(n,) mono at ``sr`` -> (T,) float32 F0 in Hz (0 = unvoiced), T = n_frames of the clip at SAMPLE_RATE."""
-    try:
-        from melisma.features.pitch import get_pitch_extractor  # type: ignore[attr-defined]
-    except ImportError:
-        return _world_f0(audio, sr, tracker)
+    """(n,) mono at ``sr`` -> (T,) float32 F0 in Hz (0 = unvoiced) on the shared grid, by ``tracker``."""
+    from melisma.features.pitch import get_pitch_extractor
+
     return np.asarray(get_pitch_extractor(tracker).extract(audio, sr), dtype=np.float32)
-
-
-def _world_f0(audio: np.ndarray, sr: int, tracker: str) -> np.ndarray:
-    """Fallback while melisma.features.pitch has no registry: pyworld harvest or dio+stonemask."""
-    import pyworld
-
-    if tracker not in ("harvest", "dio"):
-        raise MelismaError(f"pitch tracker '{tracker}' is not available here (use harvest or dio)")
-    x = np.asarray(audio, dtype=np.float64)
-    kw = dict(f0_floor=F0_MIN, f0_ceil=F0_MAX, frame_period=FRAME_PERIOD_MS)
-    if tracker == "harvest":
-        f0, _ = pyworld.harvest(x, sr, **kw)
-    else:
-        f0, t = pyworld.dio(x, sr, **kw)
-        f0 = pyworld.stonemask(x, f0, t, sr)
-    return fit_length(f0.astype(np.float32), n_frames(round(len(x) * SAMPLE_RATE / sr)))
-
-
-def fit_length(f0: np.ndarray, frames: int) -> np.ndarray:
-    """Trim or zero-pad (unvoiced) a (T,) track to ``frames`` frames."""
-    if f0.shape[0] >= frames:
-        return f0[:frames]
-    return np.pad(f0, (0, frames - f0.shape[0]))
 
 
 def intended_f0(source_f0: np.ndarray, transpose: float = 0.0) -> np.ndarray:
