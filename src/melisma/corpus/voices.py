@@ -1,0 +1,117 @@
+"""Voice ids: one string names one offline speaker.
+
+Grammar (backend ``:`` name):
+  ``kokoro:jf_alpha``                one of the five Kokoro Japanese voices
+  ``kokoro:jf_alpha+jm_kumo@0.3``    blend (1-w)*A + w*B of two style tables, w in (0, 1)
+  ``piper:joe``                      Piper en_US-joe-medium
+  ``festival:slt|kal|ked``           festival text2wave voices
+  ``espeak:en+f3[:pPITCH][:sSPEED]`` espeak-ng voice, variant, pitch 0-99, speed wpm
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+
+BACKENDS = ("kokoro", "piper", "festival", "espeak")
+LANGUAGE = {"kokoro": "ja", "piper": "en", "festival": "en", "espeak": "en"}
+# Singing range (MIDI, low..high) by register; a melody is shifted by octaves to fit the voice.
+RANGES = {"female": (57, 76), "male": (45, 64)}
+
+
+@dataclass(frozen=True)
+class VoiceSpec:
+    """A parsed voice id. ``parents``/``weights`` describe kokoro blends (one parent, weight 1, otherwise)."""
+
+    voice_id: str
+    backend: str
+    name: str
+    parents: tuple[str, ...] = ()
+    weights: tuple[float, ...] = ()
+
+    @property
+    def language(self) -> str:
+        return LANGUAGE[self.backend]
+
+    @property
+    def register(self) -> str:
+        """"male" or "female": picks the octave a melody is sung in."""
+        if self.backend == "kokoro":
+            male = sum(w for p, w in zip(self.parents, self.weights, strict=True) if p.startswith("jm_"))
+            return "male" if male > 0.5 else "female"
+        if self.backend == "festival":
+            return "female" if self.name == "slt" else "male"
+        if self.backend == "espeak":
+            return "female" if "+f" in self.name else "male"
+        return "male"
+
+    @property
+    def slug(self) -> str:
+        """File-system safe form of the id, e.g. ``kokoro_jf_alpha+jm_kumo@0.5`` -> ``kokoro-jf_alpha-jm_kumo-50``."""
+        out = self.voice_id.replace(":", "-").replace("+", "-").replace("@", "-")
+        if self.parents and len(self.parents) == 2:
+            out = out.rsplit("-", 1)[0] + f"-{int(round(self.weights[1] * 100)):02d}"
+        return "".join(c if c.isalnum() or c in "-_" else "_" for c in out)
+
+
+def parse_voice(voice_id: str) -> VoiceSpec:
+    """``"kokoro:jf_alpha+jm_kumo@0.5"`` -> VoiceSpec. Raises ValueError with the grammar on a bad id."""
+    backend, sep, name = voice_id.partition(":")
+    if not sep or backend not in BACKENDS or not name:
+        raise ValueError(f"bad voice id '{voice_id}': expected BACKEND:NAME with BACKEND in {', '.join(BACKENDS)}")
+    if backend != "kokoro":
+        return VoiceSpec(voice_id, backend, name)
+    from melisma.corpus.backends.kokoro import VOICES
+
+    if "+" in name:
+        a, _, rest = name.partition("+")
+        b, _, w = rest.partition("@")
+        try:
+            weight = float(w) if w else 0.5
+        except ValueError:
+            raise ValueError(f"bad blend weight in '{voice_id}' (use A+B@0.3)") from None
+        if not 0.0 < weight < 1.0:
+            raise ValueError(f"blend weight in '{voice_id}' must lie strictly between 0 and 1")
+        parents, weights = (a, b), (1.0 - weight, weight)
+    else:
+        parents, weights = (name,), (1.0,)
+    for p in parents:
+        if p not in VOICES:
+            raise ValueError(f"unknown kokoro voice '{p}' in '{voice_id}' (choose from {', '.join(VOICES)})")
+    return VoiceSpec(voice_id, backend, name, parents, weights)
+
+
+def backend_module(backend: str):
+    """The module implementing ``backend`` (imported lazily: each pulls heavy packages)."""
+    return importlib.import_module(f"melisma.corpus.backends.{backend}")
+
+
+def synthesize_speech(spec: VoiceSpec, text: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Speak ``text`` with ``spec`` -> (audio float32 (n,), its own sample rate)."""
+    return backend_module(spec.backend).synthesize(spec, text, rng)
+
+
+def blend_id(a: str, b: str, weight: float) -> str:
+    """Voice id of the kokoro blend (1-weight)*a + weight*b."""
+    return f"kokoro:{a}+{b}@{weight:g}"
+
+
+def default_voices(count: int, seed: int = 0) -> list[str]:
+    """A mix of ``count`` training voices: kokoro voices and blends first, then piper/festival/espeak."""
+    from melisma.corpus.backends.kokoro import VOICES
+    from melisma.corpus.heldout import near_held_out
+
+    fixed = ["piper:joe", "festival:slt", "festival:ked", "espeak:en+f3:p60", "espeak:en-us+m3:p40",
+             "espeak:en+f5:p70", "espeak:en-us+m1:p35"]
+    kok = [f"kokoro:{v}" for v in VOICES]
+    rng = np.random.default_rng(seed)
+    pairs = [(a, b) for i, a in enumerate(VOICES) for b in VOICES[i + 1:]]
+    blends: list[str] = []
+    for w in (0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6):
+        for a, b in pairs:
+            blends.append(blend_id(a, b, w))
+    blends = [blends[i] for i in rng.permutation(len(blends))]
+    order = kok[:2] + blends[:3] + fixed[:3] + kok[2:] + blends[3:6] + fixed[3:] + blends[6:]
+    return [v for v in order if not near_held_out(v)][:count]
