@@ -1,0 +1,126 @@
+"""The dataset manifest (``manifest.json``, versioned) and the human-readable ``report.txt``.
+
+Layout of a dataset folder written by ``melisma prepare``::
+
+    clips/*.flac      44.1 kHz mono clips, loudness-normalised: the training set
+    rejected/*.flac   clips set aside, each with its flags in the manifest and the report
+    manifest.json     format "melisma-dataset", format_version, settings, sources, clips, totals
+    report.txt        what was done, why anything was skipped or set aside, total usable minutes
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from melisma import __version__
+from melisma.audio.constants import SAMPLE_RATE, TARGET_LUFS
+
+FORMAT = "melisma-dataset"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SourceRecord:
+    path: str
+    status: str  # "used" or "skipped"
+    reason: str = ""  # why it was skipped
+    duration_s: float = 0.0
+    clips: int = 0
+
+
+@dataclass
+class ClipRecord:
+    path: str  # relative to the dataset folder
+    status: str  # "kept" or "rejected"
+    source: str
+    start_s: float
+    end_s: float
+    duration_s: float
+    loudness_lufs: float | None  # before normalisation; None for silence
+    flags: list[str] = field(default_factory=list)
+    voiced_fraction: float = 0.0
+    harmonic_ratio: float = 0.0
+    unvoiced_energy: float = 0.0
+    clipped_fraction: float = 0.0
+
+
+@dataclass
+class Dataset:
+    settings: dict[str, Any]
+    sources: list[SourceRecord] = field(default_factory=list)
+    clips: list[ClipRecord] = field(default_factory=list)
+
+    @property
+    def kept(self) -> list[ClipRecord]:
+        return [c for c in self.clips if c.status == "kept"]
+
+    @property
+    def usable_seconds(self) -> float:
+        return sum(c.duration_s for c in self.kept)
+
+    def totals(self) -> dict[str, Any]:
+        return {
+            "clips_kept": len(self.kept),
+            "clips_rejected": len(self.clips) - len(self.kept),
+            "sources_used": sum(s.status == "used" for s in self.sources),
+            "sources_skipped": sum(s.status == "skipped" for s in self.sources),
+            "usable_seconds": round(self.usable_seconds, 2),
+            "usable_minutes": round(self.usable_seconds / 60.0, 2),
+        }
+
+
+def to_json(ds: Dataset) -> str:
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "melisma_version": __version__,
+        "sample_rate": SAMPLE_RATE,
+        "target_lufs": TARGET_LUFS,
+        "settings": ds.settings,
+        "totals": ds.totals(),
+        "sources": [asdict(s) for s in ds.sources],
+        "clips": [asdict(c) for c in ds.clips],
+    }
+    return json.dumps(doc, indent=1, allow_nan=False)
+
+
+def finite_or_none(value: float) -> float | None:
+    return round(value, 2) if math.isfinite(value) else None
+
+
+def report_text(ds: Dataset) -> str:
+    """A plain-text summary: totals first, then every skipped input and every set-aside clip with reasons."""
+    t = ds.totals()
+    lines = [
+        f"melisma prepare report (dataset format {FORMAT_VERSION}, melisma {__version__})",
+        f"usable audio: {t['usable_minutes']:.2f} minutes in {t['clips_kept']} clips "
+        f"({t['clips_rejected']} set aside in rejected/)",
+        f"inputs: {t['sources_used']} used, {t['sources_skipped']} skipped",
+        f"separation: {ds.settings.get('separate')}",
+        "",
+    ]
+    flags = Counter(f for c in ds.clips for f in c.flags)
+    if flags:
+        lines.append("flags: " + ", ".join(f"{name} x{n}" for name, n in sorted(flags.items())))
+        lines.append("")
+    lines.append("inputs:")
+    for s in ds.sources:
+        detail = f"{s.clips} clips, {s.duration_s:.1f} s" if s.status == "used" else f"skipped: {s.reason}"
+        lines.append(f"  {s.path}: {detail}")
+    rejected = [c for c in ds.clips if c.status == "rejected"]
+    if rejected:
+        lines += ["", "set aside:"]
+        lines += [f"  {c.path} ({c.duration_s:.1f} s from {Path(c.source).name}): {', '.join(c.flags)}"
+                  for c in rejected]
+    warned = [c for c in ds.kept if c.flags]
+    if warned:
+        lines += ["", "kept with warnings:"]
+        lines += [f"  {c.path}: {', '.join(c.flags)}" for c in warned]
+    return "\n".join(lines) + "\n"
