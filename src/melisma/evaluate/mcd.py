@@ -4,6 +4,10 @@ Mel-cepstrum: the real cepstrum of the WORLD (CheapTrick) log-amplitude envelope
 frequency-warped axis (SPTK-style ``mcep`` of a smooth envelope).  MCD over coefficients 1..24 with the
 usual ``10 / ln 10 * sqrt(2 * sum d^2)`` per aligned frame pair, averaged along the DTW path; silent
 frames (more than SILENCE_DB below the loudest frame) are dropped first on each side.
+
+Both clips are judged at 16 kHz, like the other speech-trained metrics: timbre (formants) lives below
+8 kHz, and at 44.1 kHz the log spectrum of an empty upper band (a band-limited source, a vocoder's
+noise floor) would dominate the distance.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from melisma.audio.constants import F0_MAX, F0_MIN, FRAME_PERIOD_MS
+from melisma.evaluate.resample import JUDGE_RATE, to_16k
 
 ORDER = 24  # coefficients 1..ORDER enter the distance (c0, the energy, does not)
 SILENCE_DB = 40.0
@@ -85,9 +90,9 @@ def _backtrack(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mcd(converted: np.ndarray, reference: np.ndarray, sr: int) -> float:
-    """MCD in dB between two clips at ``sr`` (lower is better; ~0 for identical clips)."""
-    a = _voiced_energy_frames(mel_cepstrum(converted, sr))[:, 1:]
-    b = _voiced_energy_frames(mel_cepstrum(reference, sr))[:, 1:]
+    """MCD in dB between two clips at ``sr`` (lower is better; 0 for identical clips), judged at 16 kHz."""
+    a = _voiced_energy_frames(mel_cepstrum(to_16k(converted, sr), JUDGE_RATE))[:, 1:]
+    b = _voiced_energy_frames(mel_cepstrum(to_16k(reference, sr), JUDGE_RATE))[:, 1:]
     ia, ib = dtw_path(a, b)
     dist = np.sqrt(np.sum((a[ia] - b[ib]) ** 2, axis=1))
     return float(MCD_CONST * dist.mean())
