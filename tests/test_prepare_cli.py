@@ -98,7 +98,7 @@ def test_bad_input_gives_one_line_and_no_output(tmp_path, capsys, kind, name):
 def test_directory_without_audio_is_refused(tmp_path, capsys):
     (tmp_path / "empty_dir").mkdir()
     code, err = _run(capsys, tmp_path / "empty_dir", "-o", tmp_path / "ds")
-    assert code != 0 and "no audio files" in err and len(err.strip().splitlines()) == 1
+    assert code != 0 and "no audio files" in err and "empty_dir" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "ds").exists()
 
 
@@ -107,12 +107,17 @@ def test_bad_files_are_skipped_with_reasons_next_to_good_ones(tmp_path, capsys):
     src.mkdir()
     sf.write(str(src / "good.flac"), sung_phrase(4.0, np.random.default_rng(2)), 44_100)
     (src / "broken.wav").write_bytes(b"not audio" * 100)
-    code, err = _run(capsys, src, "-o", tmp_path / "ds", "--separate", "none")
-    assert code == 0, err
-    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
-    skipped = [s for s in manifest["sources"] if s["status"] == "skipped"]
-    assert len(skipped) == 1 and "broken.wav" in skipped[0]["reason"]
-    assert "broken.wav" in (tmp_path / "ds" / "report.txt").read_text()
+    out = src / "ds"  # inside the input folder: its clips must not become inputs on a re-run
+    for extra in ([], ["--force"]):
+        code, err = _run(capsys, src, "-o", out, "--separate", "none", *extra)
+        assert code == 0, err
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert len(manifest["sources"]) == 2
+        skipped = [s for s in manifest["sources"] if s["status"] == "skipped"]
+        assert len(skipped) == 1 and "broken.wav" in skipped[0]["reason"]
+        assert "broken.wav" in (out / "report.txt").read_text()
+        assert [p.name for p in (out / "clips").iterdir()] == ["good_0001.flac"]
+    assert sorted(p.name for p in src.iterdir()) == ["broken.wav", "ds", "good.flac"]
 
 
 @pytest.mark.parametrize("rate, channels", [(8_000, 1), (192_000, 8)])

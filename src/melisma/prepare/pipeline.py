@@ -45,18 +45,21 @@ class PrepareSettings:
     window_s: int = 30  # whole seconds decoded and separated at a time
 
 
-def collect_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files as given (checked later, one by one); folders expanded to the audio files inside, sorted."""
+def collect_inputs(paths: Sequence[str | os.PathLike], exclude: Path | None = None) -> list[Path]:
+    """Files as given (checked later, one by one); folders expanded to the audio files inside, sorted.
+
+    A folder with no audio file is kept as is, to be reported as skipped.  Files under ``exclude``
+    (the output folder, when it lies inside an input folder) are left out of folder expansion.
+    """
+    skip = exclude.resolve() if exclude is not None else None
     files: list[Path] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
-            if not found:
-                raise AudioInputError(f"{p}: is a directory with no audio files "
-                                      f"({', '.join(sorted(AUDIO_SUFFIXES))})")
-            files += found
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                           and (skip is None or skip not in f.resolve().parents))
+            files += found or [p]
         else:
             files.append(p)
     return files
@@ -72,7 +75,7 @@ def prepare_dataset(
     and is not empty (unless ``force``), or when the separation method cannot run.
     """
     out = Path(out_dir)
-    files = collect_inputs(inputs)
+    files = collect_inputs(inputs, exclude=out)
     _check_destination(out, files, force)
     separator = get_separator(settings.separate)
     settings_doc = {**asdict(settings), "separate": separator.name}
@@ -98,6 +101,8 @@ def prepare_dataset(
 def _prepare_source(path: Path, stem: str, tmp: Path, sep: Separator, s: PrepareSettings, ds: Dataset) -> None:
     """Add one song's clips to ``ds`` (files under ``tmp``), or a skipped source with its one-line reason."""
     try:
+        if path.is_dir():
+            raise AudioInputError(f"{path}: folder holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
         info = probe_audio(path)
         records = prepare_song(path, stem, tmp, sep, s)
     except AudioInputError as exc:
