@@ -1,0 +1,209 @@
+"""Training of the builtin vocoder (resynthesis: ground-truth log-mel + F0 -> waveform).
+
+Loss: multi-resolution STFT (log-magnitude L1 + spectral convergence) plus log-mel L1. No discriminator: the
+phase comes from the F0-driven excitation, so spectral losses are enough. Runs on CPU with one thread.
+
+    from melisma.training.vocoder import train_vocoder
+    train_vocoder(["data/corpus-train"], "runs/vocoder", steps=20000, heldout_dirs=["data/corpus-heldout"])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from melisma.audio.constants import FRAME_PERIOD_MS, HOP_SIZE, SAMPLE_RATE, n_frames
+from melisma.errors import MelismaError
+from melisma.features.mel import log_mel
+from melisma.vocoder.builtin import BuiltinConfig, BuiltinVocoder, save_builtin
+
+STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop) of the spectral losses
+
+
+@dataclass
+class Clip:
+    """One training clip in memory: audio (n,) at SAMPLE_RATE, mel (128, T), f0 (T,) Hz, T = n_frames(n)."""
+
+    name: str
+    audio: torch.Tensor
+    mel: torch.Tensor
+    f0: torch.Tensor
+
+
+def _clip_entries(corpus_dir: Path) -> list[tuple[Path, Path | None]]:
+    """(audio path, F0 .npy path or None) for each clip listed in ``corpus_dir/corpus.json``."""
+    index = corpus_dir / "corpus.json"
+    if not index.is_file():
+        raise MelismaError(f"no corpus.json in {corpus_dir}")
+    data = json.loads(index.read_text())
+    clips = data["clips"] if isinstance(data, dict) else data
+    out = []
+    for clip in clips:
+        audio = clip.get("path") or clip.get("audio")
+        f0 = clip.get("f0") or clip.get("f0_path") or clip.get("true_f0")
+        out.append((corpus_dir / audio, corpus_dir / f0 if isinstance(f0, str) else None))
+    return out
+
+
+def harvest_f0(audio: np.ndarray) -> np.ndarray:
+    """(n,) float at SAMPLE_RATE -> (n_frames(n),) F0 in Hz (0 = unvoiced) by pyworld harvest."""
+    import pyworld
+
+    f0, _ = pyworld.harvest(audio.astype(np.float64), SAMPLE_RATE, f0_floor=50.0, f0_ceil=1100.0,
+                            frame_period=FRAME_PERIOD_MS)
+    return _fit_frames(f0, n_frames(len(audio)))
+
+
+def _fit_frames(track: np.ndarray, n: int) -> np.ndarray:
+    track = np.asarray(track, dtype=np.float32)[:n]
+    return np.pad(track, (0, n - len(track))) if len(track) < n else track
+
+
+def load_clips(corpus_dirs: Sequence[str | Path], max_clips: int | None = None) -> list[Clip]:
+    """Read every clip of the corpora (audio, true F0 where given else harvest) and compute its log-mel."""
+    from melisma.audio.io import load_audio
+
+    clips = []
+    for corpus_dir in corpus_dirs:
+        for audio_path, f0_path in _clip_entries(Path(corpus_dir))[:max_clips]:
+            audio, _ = load_audio(audio_path, SAMPLE_RATE)
+            n = n_frames(len(audio))
+            f0 = _fit_frames(np.load(f0_path), n) if f0_path and f0_path.is_file() else harvest_f0(audio)
+            mel = log_mel(torch.from_numpy(audio))[0]
+            clips.append(Clip(audio_path.stem, torch.from_numpy(audio), mel, torch.from_numpy(f0)))
+    if not clips:
+        raise MelismaError("no clips found in " + ", ".join(map(str, corpus_dirs)))
+    return clips
+
+
+def sample_batch(clips: list[Clip], batch: int, frames: int, rng: np.random.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random aligned crops -> mel (B, 128, frames), f0 (B, frames), audio (B, frames * HOP_SIZE).
+
+    Crops start on a frame centre; short clips are zero-padded (their mel/F0 padded with the silence floor/0).
+    Clips are drawn in proportion to their length.
+    """
+    lengths = np.array([c.mel.shape[-1] for c in clips], dtype=np.float64)
+    picks = rng.choice(len(clips), size=batch, p=lengths / lengths.sum())
+    mels, f0s, audios = [], [], []
+    for i in picks:
+        clip = clips[i]
+        start = int(rng.integers(0, max(1, clip.mel.shape[-1] - frames)))
+        mel = clip.mel[:, start : start + frames]
+        f0 = clip.f0[start : start + frames]
+        audio = clip.audio[start * HOP_SIZE : (start + frames) * HOP_SIZE]
+        pad = frames - mel.shape[-1]
+        mels.append(F.pad(mel, (0, pad), value=math.log(1e-5)))
+        f0s.append(F.pad(f0, (0, pad)))
+        audios.append(F.pad(audio, (0, frames * HOP_SIZE - audio.shape[-1])))
+    return torch.stack(mels), torch.stack(f0s), torch.stack(audios)
+
+
+def _mag(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    window = torch.hann_window(n_fft, device=x.device)
+    return torch.stft(x, n_fft, hop, window=window, return_complex=True).abs().clamp_min(1e-6)
+
+
+def spectral_loss(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Multi-resolution STFT loss + log-mel L1 between (B, n) waveforms -> (scalar, parts for the log)."""
+    total = pred.new_zeros(())
+    parts = {}
+    for n_fft, hop in STFT_RESOLUTIONS:
+        p, t = _mag(pred, n_fft, hop), _mag(target, n_fft, hop)
+        log_l1 = (p.log() - t.log()).abs().mean()
+        conv = torch.linalg.norm(p - t) / torch.linalg.norm(t).clamp_min(1e-6)
+        total = total + log_l1 + conv
+        parts[f"stft{n_fft}"] = float(log_l1.detach())
+    mel_l1 = (log_mel(pred) - log_mel(target)).abs().mean()
+    parts["mel"] = float(mel_l1.detach())
+    return total / len(STFT_RESOLUTIONS) + mel_l1, parts
+
+
+@torch.no_grad()
+def validation_mel_l1(model: BuiltinVocoder, clips: list[Clip], max_frames: int = 600) -> float:
+    """Mean log-mel L1 of resynthesis over held-out clips (first ``max_frames`` frames of each)."""
+    model.eval()
+    errs = []
+    gen = torch.Generator().manual_seed(0)
+    for clip in clips:
+        mel, f0 = clip.mel[None, :, :max_frames], clip.f0[None, :max_frames]
+        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+        out = model(mel, f0)
+        errs.append(float((log_mel(out)[..., : mel.shape[-1]] - mel).abs().mean()))
+    model.train()
+    return float(np.mean(errs))
+
+
+def train_vocoder(
+    corpus_dirs: Sequence[str | Path],
+    out: str | Path,
+    steps: int = 20_000,
+    heldout_dirs: Sequence[str | Path] = (),
+    batch: int = 8,
+    frames: int = 48,
+    lr: float = 2e-3,
+    eval_every: int = 500,
+    max_seconds: float | None = None,
+    cfg: BuiltinConfig | None = None,
+    init: str | Path | None = None,
+    seed: int = 0,
+    log=print,
+) -> Path:
+    """Train the builtin vocoder; write ``out/last.safetensors`` every ``eval_every`` steps and
+    ``out/best.safetensors`` whenever the held-out mel L1 improves (training mel L1 without held-out dirs).
+
+    Returns the path of the best weights. ``max_seconds`` stops early (wall clock) after a checkpoint.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    train = load_clips(corpus_dirs)
+    heldout = load_clips(heldout_dirs) if heldout_dirs else train[:4]
+    log(f"loaded {len(train)} train clips ({sum(c.audio.numel() for c in train) / SAMPLE_RATE / 60:.1f} min), "
+        f"{len(heldout)} held-out, {time.time() - t0:.0f} s")
+    model = BuiltinVocoder(cfg)
+    if init is not None:
+        from melisma.vocoder.builtin import load_builtin
+
+        model.load_state_dict(load_builtin(init).state_dict(), strict=True)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99), weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.03)
+    best = math.inf
+    best_path = out / "best.safetensors"
+    history = []
+    for step in range(1, steps + 1):
+        mel, f0, audio = sample_batch(train, batch, frames, rng)
+        loss, parts = spectral_loss(model(mel, f0), audio)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 50 == 0:
+            log(f"step {step} loss {float(loss):.4f} " + " ".join(f"{k} {v:.3f}" for k, v in parts.items())
+                + f" {time.time() - t0:.0f}s")
+        done = step == steps or (max_seconds is not None and time.time() - t0 > max_seconds)
+        if step % eval_every == 0 or done:
+            val = validation_mel_l1(model, heldout)
+            meta = {"steps": str(step), "train_seconds": f"{time.time() - t0:.0f}", "val_mel_l1": f"{val:.4f}"}
+            save_builtin(model, out / "last.safetensors", meta)
+            history.append({"step": step, "seconds": round(time.time() - t0), "val_mel_l1": val})
+            if val < best:
+                best = val
+                save_builtin(model, best_path, meta)
+            (out / "history.json").write_text(json.dumps(history, indent=1))
+            log(f"eval step {step} held-out mel L1 {val:.4f} (best {best:.4f})")
+        if done:
+            break
+    return best_path
