@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     for path in [*args.converted, *args.target_ref, *(args.source or []), *(args.parallel_ref or []),
                  *(args.original or [])]:
         probe_audio(path)  # fail on a bad file before any slow work
+    for npy in args.reference_f0 or []:
+        if not Path(npy).is_file():
+            raise MelismaError(f"{npy}: no such F0 file")
     seconds = _conversion_seconds(args.rtf_json, args.converted) if args.rtf_json else None
     result = evaluate_clips(
         args.converted, args.target_ref, sources=args.source, reference_f0=args.reference_f0,

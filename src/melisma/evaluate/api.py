@@ -83,6 +83,7 @@ def evaluate_clips(
     conversion_seconds: Sequence[float | None] | None = None,
     metrics: Collection[str] = METRICS,
     keep_details: bool = False,
+    target_embedding: np.ndarray | None = None,
 ) -> EvaluationResult:
     """Score every converted clip with every metric whose inputs were given.
 
@@ -91,7 +92,8 @@ def evaluate_clips(
       both F0 tracks from ``judge_tracker``;
     - dnsmos: always (no reference);  mcd: needs ``parallel_refs``;
     - intrusive (PESQ-wb, STOI): needs ``originals`` (reconstruction);  speed: ``conversion_seconds``.
-    ``keep_details`` keeps F0 tracks for a visual report.
+    ``keep_details`` keeps F0 tracks for a visual report.  ``target_embedding`` ((256,) unit-norm, from
+    ``target_embedding_of``) replaces ``target_refs``, so a training loop embeds its references once.
     """
     unknown = set(metrics) - set(METRICS)
     if unknown:
@@ -106,7 +108,13 @@ def evaluate_clips(
         "original": _per_clip(originals, n, "originals"),
         "seconds": _per_clip(conversion_seconds, n, "conversion times"),
     }
-    target = _target_centroid(target_refs) if "similarity" in metrics and target_refs else None
+    if "pitch" in metrics and (sources or reference_f0):
+        from melisma.evaluate.pitch import judge
+
+        judge(judge_tracker)  # an unknown tracker fails here, before any slow work
+    target = target_embedding
+    if target is None and "similarity" in metrics and target_refs:
+        target = target_embedding_of(target_refs)
     clips, details = [], []
     memo = _Memo(judge_tracker)
     for i in track(range(n), "evaluating", total=n):
@@ -150,7 +158,8 @@ class _Memo:
         return self._get("f0", clip, lambda: extract_f0(self.audio(clip), SAMPLE_RATE, self.judge))
 
 
-def _target_centroid(target_refs: Sequence[ClipInput]) -> np.ndarray:
+def target_embedding_of(target_refs: Sequence[ClipInput]) -> np.ndarray:
+    """(256,) unit-norm centroid of the Resemblyzer embeddings of the target voice's reference clips."""
     from melisma.evaluate.similarity import centroid, speaker_embedding
 
     return centroid([speaker_embedding(load_clip(r), SAMPLE_RATE) for r in target_refs])

@@ -8,6 +8,8 @@ by reproducing its own tracker's mistakes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +28,17 @@ class PitchScores:
     both_voiced: int  # frames voiced in both tracks
 
 
-def extract_f0(audio: np.ndarray, sr: int, tracker: str = DEFAULT_JUDGE) -> np.ndarray:
-    """(n,) mono at ``sr`` -> (T,) float32 F0 in Hz (0 = unvoiced) on the shared grid, by ``tracker``."""
+@lru_cache(maxsize=4)
+def judge(tracker: str) -> Any:
+    """The PitchExtractor called ``tracker``, built once per process (neural ones load weights)."""
     from melisma.features.pitch import get_pitch_extractor
 
-    return np.asarray(get_pitch_extractor(tracker).extract(audio, sr), dtype=np.float32)
+    return get_pitch_extractor(tracker)
+
+
+def extract_f0(audio: np.ndarray, sr: int, tracker: str = DEFAULT_JUDGE) -> np.ndarray:
+    """(n,) mono at ``sr`` -> (T,) float32 F0 in Hz (0 = unvoiced) on the shared grid, by ``tracker``."""
+    return np.asarray(judge(tracker).extract(audio, sr), dtype=np.float32)
 
 
 def intended_f0(source_f0: np.ndarray, transpose: float = 0.0) -> np.ndarray:

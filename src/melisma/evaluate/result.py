@@ -98,6 +98,11 @@ class EvaluationResult:
             out["closer_to_target_rate"] = Aggregate(rate, rate, rate, len(flags))
         return out
 
+    def mean(self, metric: str) -> float:
+        """Mean of ``metric`` over the clips that have it (nan when none): a scalar for validation curves."""
+        agg = self.aggregate.get(metric)
+        return agg.mean if agg is not None else float("nan")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
