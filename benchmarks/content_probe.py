@@ -1,0 +1,149 @@
+"""Does the content encoder drop the singer and keep the content?  Prints figures and writes JSON.
+
+1. Speaker probe: logistic regression predicting the voice from features averaged over 20-frame windows
+   (0.23 s, voiced/loud windows only), train/test split by clip (70/30 within each voice). Lower is better
+   for content features (chance = 1 / voices); the log-mel input should be near 100 %.
+2. Content kept: parallel retrieval. For each clip, DTW (cosine cost) against every clip of another voice
+   that has parallel renditions; a hit when the lowest-cost clip has the same text (parallel_group).
+   Chance = 1 / candidates. Also reported: the same under a +5 semitone pitch / +15 % formant WORLD shift
+   of the query (content should survive what a singer change does).
+
+    python benchmarks/content_probe.py [--corpus DIR] [--weights FILE] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from melisma.audio.io import load_audio
+from melisma.content.builtin import BuiltinContentEncoder
+from melisma.content.perturb import world_shift
+from melisma.features.mel import log_mel
+from melisma.training.content_data import load_corpus
+
+WINDOW = 20
+
+
+def window_means(feats: np.ndarray, mel: np.ndarray) -> np.ndarray:
+    """(C, T) features -> (W, C) means over non-overlapping windows whose mean log-mel energy is loud enough."""
+    energy = np.log(np.exp(mel).mean(0) + 1e-9)
+    keep = energy > energy.max() - 6
+    rows = [feats[:, s:s + WINDOW].mean(1) for s in range(0, feats.shape[1] - WINDOW + 1, WINDOW)
+            if keep[s:s + WINDOW].mean() > 0.6]
+    return np.array(rows).reshape(-1, feats.shape[0])
+
+
+def speaker_probe(per_clip: list[np.ndarray], voices: list[str], seed: int = 0) -> float:
+    """Accuracy of a linear speaker classifier on window means, split by clip within each voice."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    by_voice = defaultdict(list)
+    for i, v in enumerate(voices):
+        by_voice[v].append(i)
+    test = set()
+    for idx in by_voice.values():
+        test.update(rng.permutation(idx)[: max(1, round(0.3 * len(idx)))].tolist())
+    xs = {s: [] for s in ("tr", "te")}
+    ys = {s: [] for s in ("tr", "te")}
+    for i, w in enumerate(per_clip):
+        s = "te" if i in test else "tr"
+        xs[s].append(w)
+        ys[s] += [voices[i]] * len(w)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
+    clf.fit(np.concatenate(xs["tr"]), ys["tr"])
+    return float(clf.score(np.concatenate(xs["te"]), ys["te"]))
+
+
+def dtw_cost(a: np.ndarray, b: np.ndarray) -> float:
+    """(C, Ta), (C, Tb) -> mean cosine cost along the best DTW path."""
+    import librosa
+
+    an = a / (np.linalg.norm(a, axis=0, keepdims=True) + 1e-8)
+    bn = b / (np.linalg.norm(b, axis=0, keepdims=True) + 1e-8)
+    d, path = librosa.sequence.dtw(C=1 - an.T @ bn)
+    return float(d[-1, -1] / len(path))
+
+
+def retrieval(queries: list[np.ndarray], feats: list[np.ndarray], voices: list[str], groups: list[str],
+              query_groups: list[str] | None = None) -> tuple[float, float]:
+    """Accuracy and chance of parallel-group retrieval against the clips of the next voice (cyclic).
+
+    Queries whose ``query_groups`` entry is empty are skipped (default: ``groups``)."""
+    order = sorted({v for v, g in zip(voices, groups, strict=True) if g})
+    hits, chance = [], []
+    for i, q in enumerate(queries):
+        if not (query_groups or groups)[i]:
+            continue
+        other = order[(order.index(voices[i]) + 1) % len(order)]
+        cands = [j for j in range(len(feats)) if voices[j] == other and groups[j]]
+        if groups[i] not in {groups[j] for j in cands}:
+            continue
+        best = min(cands, key=lambda j: dtw_cost(q, feats[j]))
+        hits.append(groups[best] == groups[i])
+        chance.append(1 / len(cands))
+    return float(np.mean(hits)), float(np.mean(chance))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = Path("data/corpus-heldout")
+    p.add_argument("--corpus", type=Path, default=default if default.is_dir() else Path("data/content-fallback/heldout"))
+    p.add_argument("--weights", type=Path, default=None, help="builtin weights (default: shipped)")
+    p.add_argument("--max-clips", type=int, default=400)
+    p.add_argument("--shifted-per-voice", type=int, default=4, help="queries per voice given a WORLD shift")
+    p.add_argument("--json", type=Path, default=Path("data/content-probe.json"))
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.time()
+    clips = load_corpus(a.corpus)[: a.max_clips]
+    enc = BuiltinContentEncoder.load(a.weights)
+    feats = {"mel": [], "content": [], "content_prevq": []}
+    shifted = {"mel": [], "content": []}
+    voices, groups = [], []
+    for clip in clips:
+        x, _ = load_audio(clip.path)
+        x = 0.5 * x / max(1e-4, float(np.abs(x).max()))
+        mel = log_mel(x)
+        with torch.no_grad():
+            z, content, _, _ = enc.net.encode(mel)
+        feats["mel"].append(mel[0].numpy())
+        feats["content"].append(content[0].numpy())
+        feats["content_prevq"].append(z[0].T.numpy())
+        voices.append(clip.voice)
+        groups.append(clip.group)
+        if clip.group and voices.count(clip.voice) <= a.shifted_per_voice:
+            xs = world_shift(x, 2 ** (5 / 12), 1.15)
+            shifted["mel"].append(log_mel(xs)[0].numpy())
+            shifted["content"].append(enc(torch.from_numpy(xs))[0].numpy())
+        else:
+            shifted["mel"].append(None)
+            shifted["content"].append(None)
+    res: dict = {"corpus": str(a.corpus), "clips": len(clips), "voices": len(set(voices)),
+                 "chance_speaker": 1 / len(set(voices)), "weights": str(a.weights or "shipped")}
+    for name, fs in feats.items():
+        wins = [window_means(f, m) for f, m in zip(fs, feats["mel"], strict=True)]
+        res[f"speaker_acc_{name}"] = speaker_probe(wins, voices)
+    for name in ("mel", "content"):
+        acc, chance = retrieval(feats[name], feats[name], voices, groups)
+        res[f"retrieval_{name}"], res["chance_retrieval"] = acc, chance
+        q_groups = [g if s is not None else "" for s, g in zip(shifted[name], groups, strict=True)]
+        q = [s if s is not None else f for s, f in zip(shifted[name], feats[name], strict=True)]
+        res[f"retrieval_shifted_{name}"] = retrieval(q, feats[name], voices, groups, q_groups)[0]
+    res["seconds"] = round(time.time() - t0, 1)
+    print(json.dumps(res, indent=1))
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training code, kept apart from inference (each stage has its own module here)."""

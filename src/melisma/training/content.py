@@ -1,0 +1,228 @@
+"""Training of the builtin content encoder (kept apart from inference; see melisma.content.builtin).
+
+Objective per step, on random 128-frame crops:
+  recon  L1 between the clean log-mel and a decoder's output; the decoder sees the content of a
+         *perturbed* copy (pitch, formant, EQ), the true F0, frame energy and a speaker embedding taken from
+         another clip of the same voice, so the bottleneck only has to carry what is said/sung.
+  nce    InfoNCE between the unit vectors of two differently perturbed views at the same frames
+         (negatives: the other sampled frames of the batch).
+  vq     codebook + commitment loss of the cosine VQ.
+Run:  python -m melisma.training.content --corpus DIR [--corpus DIR2] --out FILE --minutes 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from melisma.audio.constants import FRAME_PERIOD_MS, HOP_SIZE, SAMPLE_RATE
+from melisma.content.builtin import BuiltinConfig, BuiltinNet, save_builtin
+from melisma.content.perturb import PerturbConfig, perturb_magnitude
+from melisma.features.mel import LOG_FLOOR, magnitude_stft, mel_basis
+from melisma.training.content_data import Clip, load_corpus
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a training run."""
+
+    crop_frames: int = 128
+    batch: int = 12
+    lr: float = 2e-3
+    nce_weight: float = 0.5
+    nce_temperature: float = 0.1
+    nce_frames: int = 384
+    vq_weight: float = 1.0
+    minutes: float = 40.0
+    max_steps: int = 100_000
+    seed: int = 0
+
+
+class ClipBank:
+    """Clips held in memory as int16 audio with dio F0 (frames), grouped by voice."""
+
+    def __init__(self, clips: list[Clip], min_frames: int) -> None:
+        from melisma.audio.io import load_audio
+
+        self.audio: list[np.ndarray] = []
+        self.f0: list[np.ndarray] = []
+        self.voice: list[str] = []
+        for clip in clips:
+            x, _ = load_audio(clip.path)
+            if len(x) // HOP_SIZE + 1 < min_frames + 1:
+                continue
+            x = x / max(1e-4, float(np.abs(x).max())) * 0.5
+            self.audio.append((x * 32767).astype(np.int16))
+            self.f0.append(clip_f0(x))
+            self.voice.append(clip.voice)
+        self.by_voice: dict[str, list[int]] = defaultdict(list)
+        for i, v in enumerate(self.voice):
+            self.by_voice[v].append(i)
+        self.voices = sorted(self.by_voice)
+
+    def crop(self, i: int, frames: int, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
+        """Random crop of clip i -> (audio (frames-1)*HOP samples, f0 (frames,))."""
+        n_fr = len(self.f0[i])
+        s = rng.randint(0, n_fr - frames)
+        a = self.audio[i][s * HOP_SIZE:(s + frames - 1) * HOP_SIZE].astype(np.float32) / 32767
+        return a, self.f0[i][s:s + frames]
+
+
+def clip_f0(x: np.ndarray) -> np.ndarray:
+    """(n,) float audio at 44.1 kHz -> (n // 512 + 1,) F0 in Hz (0 = unvoiced), dio + stonemask."""
+    import pyworld
+
+    x64 = x.astype(np.float64)
+    f0, t = pyworld.dio(x64, SAMPLE_RATE, frame_period=FRAME_PERIOD_MS)
+    return pyworld.stonemask(x64, f0, t, SAMPLE_RATE).astype(np.float32)[: len(x) // HOP_SIZE + 1]
+
+
+class SpeakerEncoder(nn.Module):
+    """Reference log-mel (B, 128, T) -> (B, dim) utterance-level timbre embedding (training only)."""
+
+    def __init__(self, n_mels: int = 128, dim: int = 128) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(n_mels, 192, 5, padding=2), nn.GELU(),
+                                 nn.Conv1d(192, 192, 5, padding=2), nn.GELU(), nn.Conv1d(192, dim, 1))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.net((mel + 6) / 2.5).mean(-1)
+
+
+class Decoder(nn.Module):
+    """content (B, C, T) + speaker (B, S) + pitch/energy (B, 3, T) -> log-mel (B, 128, T) (training only)."""
+
+    def __init__(self, content_dim: int = 256, spk_dim: int = 128, channels: int = 256, n_mels: int = 128) -> None:
+        super().__init__()
+        self.inp = nn.Conv1d(content_dim + spk_dim + 3, channels, 3, padding=1)
+        self.blocks = nn.ModuleList([nn.Conv1d(channels, channels, 5, padding=2) for _ in range(4)])
+        self.out = nn.Conv1d(channels, n_mels, 1)
+
+    def forward(self, content: torch.Tensor, spk: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        spk = spk[:, :, None].expand(-1, -1, content.shape[-1])
+        h = self.inp(torch.cat([content, spk, cond], 1))
+        for conv in self.blocks:
+            h = h + conv(F.gelu(h))
+        return self.out(F.gelu(h)) * 2.5 - 6
+
+
+def to_mel(mag: torch.Tensor) -> torch.Tensor:
+    """(B, 1025, T) magnitude -> (B, 128, T) natural-log mel."""
+    return torch.log((mel_basis() @ mag).clamp_min(LOG_FLOOR))
+
+
+def info_nce(za: torch.Tensor, zb: torch.Tensor, n: int, tau: float) -> torch.Tensor:
+    """za, zb (B, T, D) unit vectors of two views; same (b, t) = positive, other sampled frames = negatives."""
+    a, b = za.reshape(-1, za.shape[-1]), zb.reshape(-1, zb.shape[-1])
+    pick = torch.randperm(a.shape[0])[:n]
+    logits = a[pick] @ b[pick].T / tau
+    target = torch.arange(len(pick))
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def make_batch(bank: ClipBank, cfg: TrainConfig, rng: random.Random) -> dict[str, torch.Tensor]:
+    """Audio crops -> clean mel, two perturbed mels, pitch/energy condition, reference mel of the same voice."""
+    audios, f0s, refs = [], [], []
+    for _ in range(cfg.batch):
+        voice = rng.choice(bank.voices)
+        i = rng.choice(bank.by_voice[voice])
+        a, f = bank.crop(i, cfg.crop_frames, rng)
+        others = [j for j in bank.by_voice[voice] if j != i] or [i]
+        refs.append(bank.crop(rng.choice(others), cfg.crop_frames, rng)[0])
+        audios.append(a)
+        f0s.append(f)
+    mag = magnitude_stft(torch.from_numpy(np.stack(audios)))
+    gen = torch.Generator().manual_seed(rng.randrange(1 << 30))
+    clean = to_mel(mag)
+    f0 = torch.from_numpy(np.stack(f0s))
+    voiced = (f0 > 0).float()
+    lf0 = torch.where(f0 > 0, (torch.log(f0.clamp_min(1)) - 5.3) / 0.5, torch.zeros_like(f0))
+    energy = (clean.exp().mean(1).clamp_min(1e-5).log() + 6) / 3
+    return {"clean": clean, "view_a": to_mel(perturb_magnitude(mag, PerturbConfig(), gen)),
+            "view_b": to_mel(perturb_magnitude(mag, PerturbConfig(), gen)),
+            "cond": torch.stack([lf0, voiced, energy], 1),
+            "ref": to_mel(magnitude_stft(torch.from_numpy(np.stack(refs))))}
+
+
+class ContentTrainer(nn.Module):
+    """Encoder + training-only speaker encoder and decoder; ``losses`` returns the loss terms."""
+
+    def __init__(self, enc_cfg: BuiltinConfig | None = None) -> None:
+        super().__init__()
+        self.encoder = BuiltinNet(enc_cfg or BuiltinConfig())
+        self.speaker = SpeakerEncoder()
+        self.decoder = Decoder(enc_cfg.dim)
+
+    def losses(self, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> dict[str, torch.Tensor]:
+        za, content, idx, vq_a = self.encoder.encode(batch["view_a"])
+        zb, _, _, vq_b = self.encoder.encode(batch["view_b"])
+        recon = F.l1_loss(self.decoder(content, self.speaker(batch["ref"]), batch["cond"]), batch["clean"])
+        nce = info_nce(za, zb, cfg.nce_frames, cfg.nce_temperature)
+        vq = 0.5 * (vq_a + vq_b)
+        total = recon + cfg.nce_weight * nce + cfg.vq_weight * vq
+        used = torch.bincount(idx.flatten(), minlength=self.encoder.cfg.n_codes).float()
+        p = used / used.sum()
+        perplexity = torch.exp(-(p * (p + 1e-9).log()).sum())
+        return {"total": total, "recon": recon, "nce": nce, "vq": vq, "perplexity": perplexity}
+
+
+def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = None) -> dict[str, float]:
+    """Train on the clips of ``corpora`` until ``cfg.minutes`` or ``cfg.max_steps``; save encoder to ``out``."""
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    clips = [c for root in corpora for c in load_corpus(root)]
+    bank = ClipBank(clips, cfg.crop_frames)
+    model = ContentTrainer()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    start, step, hist = time.time(), 0, defaultdict(list)
+    budget = cfg.minutes * 60
+    while step < cfg.max_steps and time.time() - start < budget:
+        frac = (time.time() - start) / budget
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        terms = model.losses(make_batch(bank, cfg, rng), cfg)
+        opt.zero_grad()
+        terms["total"].backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        for k, v in terms.items():
+            hist[k].append(float(v))
+        if log is not None and step % 50 == 0:
+            row = {k: round(float(np.mean(v[-50:])), 4) for k, v in hist.items()}
+            row.update(step=step, minutes=round((time.time() - start) / 60, 1))
+            with open(log, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        if step % 250 == 0:
+            save_builtin(model.encoder, out, extra={"train": json.dumps({**asdict(cfg), "steps": step})})
+    summary = {k: float(np.mean(v[-100:])) for k, v in hist.items()}
+    summary.update(steps=step, clips=len(bank.audio), voices=len(bank.voices))
+    save_builtin(model.encoder, out, extra={"train": json.dumps({**asdict(cfg), **summary})})
+    return summary
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="train melisma's builtin content encoder")
+    p.add_argument("--corpus", action="append", required=True, type=Path, help="corpus dir (repeatable)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--minutes", type=float, default=40.0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--log", type=Path)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    print(json.dumps(train(a.corpus, a.out, TrainConfig(minutes=a.minutes), a.log)))
+
+
+if __name__ == "__main__":
+    main()
