@@ -4,8 +4,21 @@ Public API (imports are lazy so ``import melisma`` is cheap):
     melisma.load_audio(path, sr)      -> (audio, sr)
     melisma.prepare(...)              song preparation into a dataset
     melisma.evaluate(...)             objective metrics of conversions
+    melisma.load_voice(voice)         -> Voice; voice.convert(audio, sr, ...) -> (audio, sr)
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+_LAZY = {"load_voice": "melisma.singer.convert"}  # public name -> module that defines it
+
+
+def __getattr__(name: str):
+    """Import public API functions on first use (PEP 562), so ``import melisma`` stays cheap."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'melisma' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

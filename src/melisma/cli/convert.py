@@ -1,0 +1,84 @@
+"""``melisma convert INPUT -v VOICE -o OUTPUT``: convert a vocal (file or folder) to a voice."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FORMATS = ("wav", "flac", "ogg", "mp3")
+
+
+def add_voice_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by convert and cover."""
+    p.add_argument("-v", "--voice", required=True, help="voice pack file or built-in voice name")
+    p.add_argument("--singer", default=None, help="singer of a multi-singer pack, or a mix: a:0.7,b:0.3")
+    p.add_argument("-t", "--transpose", type=float, default=0.0, help="semitones to shift the melody")
+    p.add_argument("--auto-transpose", action="store_true", help="move the melody into the singer's range")
+    p.add_argument("--steps", type=int, default=1, help="sampling steps (1 = one-step student)")
+    p.add_argument("--sampler", choices=("consistency", "teacher"), default="consistency",
+                   help="for --steps > 1: multi-step consistency sampling or the EDM teacher")
+    p.add_argument("--f0", default="dio", help="pitch extractor (dio, harvest, fcpe, crepe)")
+    p.add_argument("--sample-rate", type=int, default=None, help="output rate in Hz (default 44100)")
+    p.add_argument("--chunk-seconds", type=float, default=30.0, help="longest chunk converted at once")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="convert a vocal (file or folder) to a voice",
+                       description="Convert a dry vocal, or every audio file of a folder, to a voice.")
+    p.add_argument("input", help="audio file or folder")
+    p.add_argument("-o", "--output", required=True, help="output file (or folder when INPUT is a folder)")
+    add_voice_options(p)
+    p.add_argument("--format", choices=FORMATS, default=None, help="output format (default: from -o, else wav)")
+    p.set_defaults(func=run)
+
+
+def voice_kwargs(args: argparse.Namespace) -> dict:
+    return dict(transpose=args.transpose, auto_transpose=args.auto_transpose, steps=args.steps,
+                sampler=args.sampler, singer=args.singer, f0=args.f0, output_sr=args.sample_rate,
+                max_chunk_s=args.chunk_seconds, seed=args.seed)
+
+
+def plan_outputs(src: Path, dst: Path, fmt: str | None) -> list[tuple[Path, Path]]:
+    """(input, output) pairs; refuses to write over an input."""
+    from melisma.errors import MelismaError
+    from melisma.training.singer_data import AUDIO_SUFFIXES
+
+    if not src.exists():
+        raise MelismaError(f"{src}: no such file or folder")
+    if src.is_dir():
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        if not files:
+            raise MelismaError(f"{src}: no audio files in this folder")
+        if dst.exists() and not dst.is_dir():
+            raise MelismaError(f"{dst}: INPUT is a folder, so -o must be a folder")
+        pairs = [(f, dst / f"{f.stem}.{fmt or 'wav'}") for f in files]
+    else:
+        out = dst / f"{src.stem}.{fmt or 'wav'}" if dst.is_dir() else dst
+        if fmt:
+            out = out.with_suffix(f".{fmt}")
+        elif not out.suffix:
+            out = out.with_suffix(".wav")
+        pairs = [(src, out)]
+    for a, b in pairs:
+        if b.exists() and b.resolve() == a.resolve():
+            raise MelismaError(f"{b}: output would overwrite the input")
+        if b.suffix.lstrip(".").lower() not in FORMATS:
+            raise MelismaError(f"{b}: unsupported output format {b.suffix!r} (use {', '.join(FORMATS)})")
+    return pairs
+
+
+def run(args: argparse.Namespace) -> int:
+    from melisma.audio.io import load_audio, save_audio
+    from melisma.progress import say, track
+    from melisma.singer.convert import load_voice
+
+    pairs = plan_outputs(Path(args.input), Path(args.output), args.format)
+    voice = load_voice(args.voice, f0=args.f0)
+    kwargs = voice_kwargs(args)
+    for src, dst in (track(pairs, "converting") if len(pairs) > 1 else pairs):
+        audio, sr = load_audio(src, None)
+        out, out_sr = voice.convert(audio, sr, **kwargs)
+        save_audio(dst, out, out_sr)
+        say(f"wrote {dst}")
+    return 0

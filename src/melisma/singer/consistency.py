@@ -1,0 +1,91 @@
+"""Consistency distillation (Song et al. 2023, as CoMoSVC uses it): a student of the teacher's architecture that
+maps any point of the teacher's ODE trajectory straight to its end, so ONE step from sigma_max gives the mel.
+
+f(x, sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma), cond) with the boundary-condition
+coefficients c_skip(sigma_min) = 1, c_out(sigma_min) = 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from melisma.singer.edm import SIGMA_DATA, SIGMA_MAX, SIGMA_MIN, _b, edm_denoise, karras_sigmas
+from melisma.singer.model import SingerNet
+
+N_DISCRETISATION = 40  # points on the Karras schedule used for distillation
+
+
+def consistency_coeffs(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA, sigma_min: float = SIGMA_MIN
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(c_skip, c_out, c_in, c_noise) for noise levels (B,): f is the identity at sigma_min."""
+    c_skip = sigma_data**2 / ((sigma - sigma_min) ** 2 + sigma_data**2)
+    c_out = (sigma - sigma_min) * sigma_data / (sigma**2 + sigma_data**2).sqrt()
+    c_in = 1.0 / (sigma**2 + sigma_data**2).sqrt()
+    return c_skip, c_out, c_in, sigma.log() / 4.0
+
+
+def consistency_fn(net: SingerNet, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """f(x, sigma): noisy mel (B, M, T) at noise levels sigma (B,) -> clean mel estimate (B, M, T)."""
+    c_skip, c_out, c_in, c_noise = consistency_coeffs(sigma)
+    return _b(c_skip) * x + _b(c_out) * net(_b(c_in) * x, c_noise, cond)
+
+
+def heun_step(teacher: SingerNet, x: torch.Tensor, s_hi: torch.Tensor, s_lo: torch.Tensor, cond: torch.Tensor
+              ) -> torch.Tensor:
+    """Teacher's Heun step of the probability-flow ODE from s_hi (B,) to s_lo (B,) (both > 0)."""
+    d = (x - edm_denoise(teacher, x, s_hi, cond)) / _b(s_hi)
+    x_euler = x + _b(s_lo - s_hi) * d
+    d_next = (x_euler - edm_denoise(teacher, x_euler, s_lo, cond)) / _b(s_lo)
+    return x + _b(s_lo - s_hi) * 0.5 * (d + d_next)
+
+
+def distillation_loss(student: SingerNet, ema: SingerNet, teacher: SingerNet, mel: torch.Tensor,
+                      student_cond: torch.Tensor, teacher_cond: torch.Tensor, ema_cond: torch.Tensor,
+                      mask: torch.Tensor | None = None, n: int = N_DISCRETISATION,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """Consistency-distillation loss on normalised mel (B, M, T).
+
+    Pick a schedule index i, noise the data to sigma_i, let the teacher take one Heun step back to sigma_{i+1}
+    (less noise), and pull the student at (x_i, sigma_i) towards the EMA student at (x_{i+1}, sigma_{i+1}).
+    """
+    sigmas = karras_sigmas(n)  # descending
+    b = mel.shape[0]
+    idx = torch.randint(0, n - 1, (b,), generator=generator)
+    s_hi, s_lo = sigmas[idx].to(mel), sigmas[idx + 1].to(mel)
+    x_hi = mel + _b(s_hi) * torch.randn(mel.shape, generator=generator).to(mel)
+    with torch.no_grad():
+        x_lo = heun_step(teacher, x_hi, s_hi, s_lo, teacher_cond)
+        target = consistency_fn(ema, x_lo, s_lo, ema_cond)
+    pred = consistency_fn(student, x_hi, s_hi, student_cond)
+    err = (pred - target) ** 2
+    if mask is None:
+        return err.mean()
+    return (err * mask).sum() / (mask.sum() * mel.shape[1]).clamp_min(1.0)
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter."""
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.mul_(decay).add_(pm.detach(), alpha=1.0 - decay)
+
+
+@torch.no_grad()
+def consistency_sample(net: SingerNet, cond: torch.Tensor, n_mels: int, steps: int = 1,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """Student sampling: condition (B, H, T) -> normalised mel (B, n_mels, T).
+
+    steps = 1: one evaluation at sigma_max.  steps = K > 1: multi-step consistency sampling, re-noising the
+    estimate to K - 1 intermediate levels of the Karras schedule and mapping back each time.
+    """
+    b, _, t = cond.shape
+    noise = torch.randn((b, n_mels, t), generator=generator).to(cond)
+    x0 = consistency_fn(net, noise * SIGMA_MAX, torch.full((b,), SIGMA_MAX).to(cond), cond)
+    if steps > 1:
+        levels = karras_sigmas(steps + 1)[1:-1].tolist()
+        for s in levels:
+            z = torch.randn((b, n_mels, t), generator=generator).to(cond)
+            x = x0 + (s**2 - SIGMA_MIN**2) ** 0.5 * z
+            x0 = consistency_fn(net, x, torch.full((b,), s).to(cond), cond)
+    return x0

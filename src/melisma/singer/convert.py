@@ -1,0 +1,267 @@
+"""The Voice: a loaded voice pack plus the content encoder, pitch extractor and vocoder it needs.
+
+    voice = melisma.load_voice("alto")                # built-in name or path to a .melisma pack
+    out, sr = voice.convert(audio, 44100, transpose=2, singer="alto")
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from melisma.audio.constants import FRAME_PERIOD_MS, HOP_SIZE, SAMPLE_RATE, n_frames
+from melisma.errors import MelismaError, MissingDependencyError
+from melisma.features.loudness import frame_rms_db
+from melisma.singer.chunking import convert_in_chunks, plan_cuts
+from melisma.singer.consistency import consistency_sample
+from melisma.singer.edm import edm_sample
+from melisma.singer.model import denormalise_mel
+from melisma.singer.voicepack import PACK_SUFFIX, VoicePack, VoicePackError, load_pack
+
+BUILTIN_VOICES = Path(__file__).resolve().parent.parent / "assets" / "voices"
+MAX_TRANSPOSE = 36.0
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Inference options. ``singer``: a name, ``"a:0.7,b:0.3"``, a {name: weight} dict, or None (first singer)."""
+
+    transpose: float = 0.0
+    auto_transpose: bool = False
+    steps: int = 1
+    sampler: str = "consistency"  # or "teacher" (EDM Heun) when the pack ships the teacher
+    singer: str | dict | None = None
+    max_chunk_s: float = 30.0
+    seed: int = 0
+
+
+def builtin_voices() -> list[str]:
+    """Names of the voice packs shipped with melisma."""
+    return sorted(p.stem for p in BUILTIN_VOICES.glob(f"*{PACK_SUFFIX}"))
+
+
+def resolve_voice(voice: str | os.PathLike) -> Path:
+    """A pack path, or the built-in pack of that name."""
+    p = Path(voice)
+    if p.is_file():
+        return p
+    builtin = BUILTIN_VOICES / f"{voice}{PACK_SUFFIX}"
+    if builtin.is_file():
+        return builtin
+    names = ", ".join(builtin_voices()) or "none installed"
+    raise VoicePackError(f"{voice}: no such voice pack file or built-in voice (built-in: {names})")
+
+
+def parse_singer_mix(spec: str | dict | None, singers: list[str]) -> torch.Tensor:
+    """Singer choice -> (S,) weights summing to 1. Unknown names, bad or non-positive weights raise MelismaError."""
+    if spec is None or spec == "":
+        if len(singers) > 1:
+            spec = singers[0]
+        else:
+            return torch.ones(1)
+    if isinstance(spec, str):
+        items: dict[str, float] = {}
+        for part in spec.split(","):
+            name, sep, weight = part.strip().rpartition(":")
+            if not sep:
+                name, weight = weight, "1"
+            try:
+                items[name.strip()] = items.get(name.strip(), 0.0) + float(weight)
+            except ValueError:
+                raise MelismaError(f"singer mix {spec!r}: weight {weight!r} is not a number") from None
+        spec = items
+    weights = torch.zeros(len(singers))
+    for name, w in spec.items():
+        if name not in singers:
+            raise MelismaError(f"singer {name!r} is not in this voice pack (singers: {', '.join(singers)})")
+        if not math.isfinite(float(w)) or float(w) < 0:
+            raise MelismaError(f"singer {name!r}: weight {w} must be a finite number >= 0")
+        weights[singers.index(name)] += float(w)
+    if float(weights.sum()) <= 0:
+        raise MelismaError("singer mix: the weights sum to zero")
+    return weights / weights.sum()
+
+
+def extract_f0(audio: np.ndarray, method: str = "dio") -> np.ndarray:
+    """(n,) at SAMPLE_RATE -> (n_frames(n),) F0 Hz, 0 = unvoiced, via melisma.features.pitch when available."""
+    try:
+        from melisma.features.pitch import get_pitch_extractor
+    except ImportError:
+        get_pitch_extractor = None
+    if get_pitch_extractor is not None:
+        f0 = np.asarray(get_pitch_extractor(method).extract(audio, SAMPLE_RATE), dtype=np.float32)
+    elif method in ("dio", "harvest"):
+        import pyworld
+
+        x = np.ascontiguousarray(audio, dtype=np.float64)
+        fn = pyworld.dio if method == "dio" else pyworld.harvest
+        f0, t = fn(x, SAMPLE_RATE, f0_floor=50.0, f0_ceil=1100.0, frame_period=FRAME_PERIOD_MS)
+        if method == "dio":
+            f0 = pyworld.stonemask(x, f0, t, SAMPLE_RATE)
+        f0 = f0.astype(np.float32)
+    else:
+        raise MissingDependencyError(f"pitch extractor {method!r} is not available yet (use dio or harvest)")
+    return _fit_frames(f0, n_frames(audio.shape[0]))
+
+
+def _fit_frames(x: np.ndarray, t: int) -> np.ndarray:
+    if x.shape[-1] >= t:
+        return x[..., :t]
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, t - x.shape[-1])]
+    return np.pad(x, pad, mode="edge" if x.shape[-1] else "constant")
+
+
+def _default_component(kind: str, identity: str):
+    module = __import__(f"melisma.{kind}", fromlist=["x"])
+    getter = getattr(module, f"get_{'content_encoder' if kind == 'content' else 'vocoder'}", None)
+    if getter is None:
+        raise MissingDependencyError(f"the {kind} stage ({identity}) is not installed in this melisma yet")
+    return getter(identity)
+
+
+class Voice:
+    """A voice pack ready to convert: singer model + content encoder + vocoder (inference only, CPU)."""
+
+    def __init__(self, pack: VoicePack, content_encoder: torch.nn.Module, vocoder: torch.nn.Module,
+                 f0_method: str = "dio"):
+        for role, comp, want in (("content encoder", content_encoder, pack.content_encoder),
+                                 ("vocoder", vocoder, pack.vocoder)):
+            have = getattr(comp, "identity", None)
+            if have != want:
+                raise VoicePackError(f"this voice pack expects the {role} {want!r}, got {have!r}")
+        self.pack = pack
+        self.student = pack.build_student()
+        self._teacher = None
+        self.content_encoder = content_encoder.eval()
+        self.vocoder = vocoder.eval()
+        self.f0_method = f0_method
+
+    @property
+    def singers(self) -> list[str]:
+        return list(self.pack.singers)
+
+    def auto_transpose_semitones(self, f0: np.ndarray, weights: torch.Tensor) -> float:
+        """Whole semitones that move the median voiced F0 of ``f0`` to the (weighted) singers' median."""
+        voiced = f0[f0 > 0]
+        targets = [(float(w), self.pack.stats[s].median_f0) for s, w in zip(self.pack.singers, weights.tolist(), strict=True)
+                   if w > 0 and s in self.pack.stats and self.pack.stats[s].median_f0 > 0]
+        if voiced.size == 0 or not targets:
+            return 0.0
+        target_log = sum(w * math.log2(m) for w, m in targets) / sum(w for w, _ in targets)
+        return float(round(12.0 * (target_log - math.log2(float(np.median(voiced))))))
+
+    def model_f0(self, audio: np.ndarray, transpose: float = 0.0, auto_transpose: bool = False,
+                 weights: torch.Tensor | None = None, method: str | None = None) -> np.ndarray:
+        """The F0 (n_frames(n),) Hz given to the model for (n,) audio at SAMPLE_RATE: the source F0 shifted by
+        ``transpose`` semitones (+ the auto-transpose shift towards the singers' range)."""
+        w = parse_singer_mix(None, self.singers) if weights is None else weights
+        f0 = extract_f0(audio, method or self.f0_method)
+        shift = transpose + (self.auto_transpose_semitones(f0, w) if auto_transpose else 0.0)
+        return (f0 * 2.0 ** (shift / 12.0)).astype(np.float32)
+
+    @torch.no_grad()
+    def render(self, audio: np.ndarray, f0: np.ndarray, weights: torch.Tensor, options: ConvertOptions,
+               generator: torch.Generator) -> np.ndarray:
+        """One chunk: (n,) source at SAMPLE_RATE + its model F0 (n_frames(n),) -> (n,) converted waveform."""
+        n = audio.shape[0]
+        t = n_frames(n)
+        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
+        content = self.content_encoder(x)
+        content = torch.nn.functional.pad(content, (0, max(0, t - content.shape[-1])))[..., :t]
+        f0_t = torch.from_numpy(_fit_frames(f0, t))[None]
+        loud = torch.from_numpy(frame_rms_db(audio))[None]
+        net = self._net(options)
+        cond = net.condition(content, f0_t, loud, weights[None])
+        if net is self.student:
+            mel = consistency_sample(net, cond, self.pack.config.n_mels, options.steps, generator)
+        else:
+            mel = edm_sample(net, cond, self.pack.config.n_mels, options.steps, generator=generator)
+        wave = self.vocoder(denormalise_mel(mel), f0_t)[0].numpy()
+        return _fit_frames(wave, n).astype(np.float32)
+
+    def _net(self, options: ConvertOptions):
+        if options.sampler == "consistency":
+            return self.student
+        if options.sampler != "teacher":
+            raise MelismaError(f"sampler {options.sampler!r}: use consistency or teacher")
+        if self._teacher is None:
+            self._teacher = self.pack.build_teacher()
+            if self._teacher is None:
+                raise MelismaError("this voice pack ships no teacher model: use the consistency sampler")
+        return self._teacher
+
+    def convert(self, audio: np.ndarray, sr: int, *, transpose: float = 0.0, auto_transpose: bool = False,
+                steps: int = 1, sampler: str = "consistency", singer: str | dict | None = None,
+                f0: str | None = None, output_sr: int | None = None, max_chunk_s: float = 30.0,
+                seed: int = 0) -> tuple[np.ndarray, int]:
+        """(n,) mono waveform at ``sr`` -> (converted waveform, output rate).
+
+        The output lasts exactly as long as the input (round(n * output_sr / sr) samples); ``output_sr``
+        defaults to SAMPLE_RATE. Long inputs are converted in chunks cut at silences and crossfaded.
+        """
+        _check_options(transpose, steps, sampler, max_chunk_s)
+        opts = ConvertOptions(transpose, auto_transpose, steps, sampler, singer, max_chunk_s, seed)
+        x = _to_project_rate(audio, sr)
+        weights = parse_singer_mix(singer, self.singers)
+        f0_full = self.model_f0(x, transpose, auto_transpose, weights, f0)
+        gen = torch.Generator().manual_seed(seed)
+
+        def one_chunk(segment: np.ndarray, start: int) -> np.ndarray:
+            f = f0_full[start // HOP_SIZE:]
+            return self.render(segment, f, weights, opts, gen)
+
+        y = convert_in_chunks(x, one_chunk, plan_cuts(x, max_chunk_s))
+        out_sr = int(output_sr or SAMPLE_RATE)
+        y = _resample(y, SAMPLE_RATE, out_sr)
+        want = int(round(audio.shape[0] * out_sr / sr))
+        return _fit_frames(y, want).astype(np.float32), out_sr
+
+
+def _check_options(transpose: float, steps: int, sampler: str, max_chunk_s: float) -> None:
+    if not math.isfinite(transpose) or abs(transpose) > MAX_TRANSPOSE:
+        raise MelismaError(f"transpose {transpose}: must be within +-{MAX_TRANSPOSE:g} semitones")
+    if int(steps) != steps or steps < 1 or steps > 200:
+        raise MelismaError(f"steps {steps}: must be a whole number from 1 to 200")
+    if sampler not in ("consistency", "teacher"):
+        raise MelismaError(f"sampler {sampler!r}: use consistency or teacher")
+    if not max_chunk_s >= 2.0:
+        raise MelismaError(f"chunk length {max_chunk_s} s: must be at least 2 s")
+
+
+def _resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    if sr_in == sr_out:
+        return x
+    import soxr
+
+    return soxr.resample(x, sr_in, sr_out).astype(np.float32)
+
+
+def _to_project_rate(audio: np.ndarray, sr: int) -> np.ndarray:
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=0 if x.shape[0] <= 8 and x.shape[0] < x.shape[1] else 1)
+    if x.ndim != 1 or x.size < HOP_SIZE:
+        raise MelismaError(f"audio of shape {np.shape(audio)}: expected a mono waveform of at least "
+                           f"{HOP_SIZE} samples")
+    if not np.isfinite(x).all():
+        raise MelismaError("audio contains NaN or infinite samples")
+    if int(sr) < 8000:
+        raise MelismaError(f"sample rate {sr} Hz: must be at least 8000 Hz")
+    return _resample(x, int(sr), SAMPLE_RATE)
+
+
+def load_voice(voice: str | os.PathLike, *, content_encoder: torch.nn.Module | None = None,
+               vocoder: torch.nn.Module | None = None, f0: str = "dio") -> Voice:
+    """Load a voice pack (path or built-in name) with the content encoder and vocoder it names.
+
+    Pass ``content_encoder``/``vocoder`` to use instances of your own (their ``identity`` must match the pack).
+    """
+    pack = load_pack(resolve_voice(voice))
+    enc = content_encoder if content_encoder is not None else _default_component("content", pack.content_encoder)
+    voc = vocoder if vocoder is not None else _default_component("vocoder", pack.vocoder)
+    return Voice(pack, enc, voc, f0)

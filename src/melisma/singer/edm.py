@@ -1,0 +1,104 @@
+"""EDM (Karras et al. 2022) teacher: preconditioning, training noise and loss, Karras sigmas, Euler/Heun sampler.
+
+D(x, sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma), cond), all over normalised mel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from melisma.singer.model import SingerNet
+
+SIGMA_DATA = 0.5
+SIGMA_MIN = 0.002
+SIGMA_MAX = 80.0
+RHO = 7.0
+P_MEAN = -1.2  # log-normal training noise: ln(sigma) ~ N(P_MEAN, P_STD^2)
+P_STD = 1.2
+
+
+@dataclass(frozen=True)
+class Precond:
+    c_skip: torch.Tensor
+    c_out: torch.Tensor
+    c_in: torch.Tensor
+    c_noise: torch.Tensor
+
+
+def edm_precond(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA) -> Precond:
+    """EDM coefficients for noise levels ``sigma`` (B,), each returned with shape (B,) ."""
+    s2 = sigma**2 + sigma_data**2
+    return Precond(
+        c_skip=sigma_data**2 / s2,
+        c_out=sigma * sigma_data / s2.sqrt(),
+        c_in=1.0 / s2.sqrt(),
+        c_noise=sigma.log() / 4.0,
+    )
+
+
+def loss_weight(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA) -> torch.Tensor:
+    """lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2: unit effective weight on F."""
+    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+
+
+def _b(v: torch.Tensor) -> torch.Tensor:
+    return v[:, None, None]
+
+
+def edm_denoise(net: SingerNet, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """D(x; sigma): noisy mel (B, M, T), sigma (B,) -> denoised mel estimate (B, M, T)."""
+    p = edm_precond(sigma)
+    return _b(p.c_skip) * x + _b(p.c_out) * net(_b(p.c_in) * x, p.c_noise, cond)
+
+
+def sample_training_sigma(batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(batch,) noise levels from EDM's log-normal distribution."""
+    return (torch.randn(batch, generator=generator) * P_STD + P_MEAN).exp()
+
+
+def edm_loss(net: SingerNet, mel: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Weighted denoising loss on a batch of normalised mel (B, M, T); ``mask`` (B, 1, T) marks valid frames."""
+    sigma = sample_training_sigma(mel.shape[0], generator).to(mel)
+    noise = torch.randn(mel.shape, generator=generator).to(mel)
+    denoised = edm_denoise(net, mel + _b(sigma) * noise, sigma, cond)
+    err = _b(loss_weight(sigma)) * (denoised - mel) ** 2
+    if mask is None:
+        return err.mean()
+    return (err * mask).sum() / (mask.sum() * mel.shape[1]).clamp_min(1.0)
+
+
+def karras_sigmas(n: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX, rho: float = RHO
+                  ) -> torch.Tensor:
+    """(n,) noise levels from sigma_max down to sigma_min on Karras' rho schedule (n >= 2)."""
+    ramp = torch.linspace(0.0, 1.0, n)
+    lo, hi = sigma_min ** (1.0 / rho), sigma_max ** (1.0 / rho)
+    return (hi + ramp * (lo - hi)) ** rho
+
+
+def ode_step(net: SingerNet, x: torch.Tensor, sigma: float, sigma_next: float, cond: torch.Tensor,
+             heun: bool = True) -> torch.Tensor:
+    """One step of the probability-flow ODE dx/dsigma = (x - D(x, sigma)) / sigma, from sigma to sigma_next."""
+    b = x.shape[0]
+    s = torch.full((b,), sigma, dtype=x.dtype)
+    d = (x - edm_denoise(net, x, s, cond)) / sigma
+    x_next = x + (sigma_next - sigma) * d
+    if heun and sigma_next > 0:
+        s_next = torch.full((b,), sigma_next, dtype=x.dtype)
+        d_next = (x_next - edm_denoise(net, x_next, s_next, cond)) / sigma_next
+        x_next = x + (sigma_next - sigma) * 0.5 * (d + d_next)
+    return x_next
+
+
+@torch.no_grad()
+def edm_sample(net: SingerNet, cond: torch.Tensor, n_mels: int, steps: int = 20, heun: bool = True,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Teacher sampling: condition (B, H, T) -> normalised mel (B, n_mels, T) in ``steps`` Karras steps."""
+    b, _, t = cond.shape
+    sigmas = karras_sigmas(max(steps, 2)).tolist() + [0.0]
+    x = torch.randn((b, n_mels, t), generator=generator).to(cond) * sigmas[0]
+    for i in range(len(sigmas) - 1):
+        x = ode_step(net, x, sigmas[i], sigmas[i + 1], cond, heun=heun and sigmas[i + 1] > 0)
+    return x

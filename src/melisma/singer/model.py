@@ -1,0 +1,158 @@
+"""The singer model: a condition encoder and a non-causal WaveNet denoiser over normalised mel.
+
+Shapes: content (B, C, T), f0 (B, T) Hz (0 = unvoiced), loudness (B, T) dBFS, singer weights (B, S) summing to 1,
+mel (B, N_MELS, T) normalised to about [-1, 1] (see ``normalise_mel``). T frames at FRAME_RATE (86.13 /s).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from melisma.audio.constants import N_MELS
+
+MEL_MIN = -12.0  # natural-log mel floor is ln(1e-5) = -11.5; a little below it
+MEL_MAX = 2.0  # loudest natural-log mel values of full-scale singing
+
+
+@dataclass(frozen=True)
+class SingerConfig:
+    """Architecture of the condition encoder and the WaveNet denoiser (stored in every voice pack)."""
+
+    content_dim: int = 256
+    n_singers: int = 1
+    n_mels: int = N_MELS
+    hidden: int = 128  # condition width
+    residual_channels: int = 128
+    layers: int = 12
+    dilation_cycle: int = 4  # dilations 1, 2, 4, 8, 1, 2, ...
+    kernel_size: int = 3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SingerConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown singer config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+def normalise_mel(mel: torch.Tensor) -> torch.Tensor:
+    """Natural-log mel -> about [-1, 1] (the space the diffusion runs in)."""
+    return (mel - MEL_MIN) / (MEL_MAX - MEL_MIN) * 2.0 - 1.0
+
+
+def denormalise_mel(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``normalise_mel``, clamped to the valid log-mel range."""
+    return ((x.clamp(-1.0, 1.0) + 1.0) / 2.0 * (MEL_MAX - MEL_MIN) + MEL_MIN).clamp_min(math.log(1e-5))
+
+
+def f0_features(f0: torch.Tensor) -> torch.Tensor:
+    """(B, T) Hz -> (B, 2, T): log2(f0 / 440) (0 where unvoiced) and the voiced flag."""
+    voiced = (f0 > 0).float()
+    logf = torch.log2(f0.clamp_min(1.0) / 440.0) * voiced
+    return torch.stack([logf, voiced], dim=1)
+
+
+class ConditionEncoder(nn.Module):
+    """content + pitch + loudness, each projected to ``hidden`` and summed, plus a (mixable) singer embedding."""
+
+    def __init__(self, cfg: SingerConfig):
+        super().__init__()
+        self.content_proj = nn.Conv1d(cfg.content_dim, cfg.hidden, 1)
+        self.pitch_proj = nn.Conv1d(2, cfg.hidden, 1)
+        self.loud_proj = nn.Conv1d(1, cfg.hidden, 1)
+        self.singer = nn.Embedding(cfg.n_singers, cfg.hidden)
+        self.mix = nn.Conv1d(cfg.hidden, cfg.hidden, 3, padding=1)
+
+    def forward(self, content: torch.Tensor, f0: torch.Tensor, loudness: torch.Tensor,
+                singer_weights: torch.Tensor) -> torch.Tensor:
+        """-> (B, hidden, T). ``singer_weights`` (B, S) rows mix singer embeddings (one-hot = one singer)."""
+        loud = (loudness.clamp(-100.0, 0.0) / 50.0 + 1.0)[:, None]
+        h = self.content_proj(content) + self.pitch_proj(f0_features(f0)) + self.loud_proj(loud)
+        h = h + (singer_weights @ self.singer.weight)[:, :, None]
+        return h + self.mix(F.silu(h))
+
+
+class NoiseEmbedding(nn.Module):
+    """Scalar noise level c_noise (B,) -> (B, dim) through sinusoids and an MLP."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+        self.mlp = nn.Sequential(nn.Linear(dim, dim * 4), nn.SiLU(), nn.Linear(dim * 4, dim))
+
+    def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
+        half = self.dim // 2
+        freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=c_noise.device) / half)
+        angles = 100.0 * c_noise[:, None] * freqs[None]  # c_noise = ln(sigma)/4 is small: spread it
+        return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=1))
+
+
+class ResidualLayer(nn.Module):
+    """Dilated non-causal conv + noise embedding + condition, gated tanh*sigmoid, residual and skip outputs."""
+
+    def __init__(self, channels: int, hidden: int, kernel: int, dilation: int):
+        super().__init__()
+        self.dilated = nn.Conv1d(channels, 2 * channels, kernel, padding=dilation * (kernel - 1) // 2,
+                                 dilation=dilation)
+        self.noise = nn.Linear(channels, channels)
+        self.cond = nn.Conv1d(hidden, 2 * channels, 1)
+        self.out = nn.Conv1d(channels, 2 * channels, 1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.dilated(x + self.noise(emb)[:, :, None]) + self.cond(cond)
+        gate, filt = y.chunk(2, dim=1)
+        y = self.out(torch.sigmoid(gate) * torch.tanh(filt))
+        residual, skip = y.chunk(2, dim=1)
+        return (x + residual) / math.sqrt(2.0), skip
+
+
+class WaveNetDenoiser(nn.Module):
+    """F(x, c_noise, cond): noisy normalised mel (B, M, T) -> raw network output (B, M, T)."""
+
+    def __init__(self, cfg: SingerConfig):
+        super().__init__()
+        ch = cfg.residual_channels
+        self.inp = nn.Conv1d(cfg.n_mels, ch, 1)
+        self.emb = NoiseEmbedding(ch)
+        self.layers = nn.ModuleList(
+            ResidualLayer(ch, cfg.hidden, cfg.kernel_size, 2 ** (i % cfg.dilation_cycle)) for i in range(cfg.layers)
+        )
+        self.skip = nn.Conv1d(ch, ch, 1)
+        self.head = nn.Conv1d(ch, cfg.n_mels, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.inp(x))
+        emb = self.emb(c_noise)
+        skips = torch.zeros_like(h)
+        for layer in self.layers:
+            h, s = layer(h, cond, emb)
+            skips = skips + s
+        return self.head(F.relu(self.skip(skips / math.sqrt(len(self.layers)))))
+
+
+class SingerNet(nn.Module):
+    """Condition encoder + WaveNet denoiser: one network, used both as EDM teacher and as consistency student."""
+
+    def __init__(self, cfg: SingerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = ConditionEncoder(cfg)
+        self.denoiser = WaveNetDenoiser(cfg)
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.denoiser(x, c_noise, cond)
+
+    def condition(self, content: torch.Tensor, f0: torch.Tensor, loudness: torch.Tensor,
+                  singer_weights: torch.Tensor) -> torch.Tensor:
+        return self.encoder(content, f0, loudness, singer_weights)

@@ -1,0 +1,152 @@
+"""Voice pack: ONE versioned file (safetensors) holding the model weights and, in its metadata, a JSON header:
+format + version, the model config, singer names, each singer's pitch statistics (for auto-transpose), and the
+identities of the content encoder and vocoder the weights expect.
+
+Tensors: ``student.*`` (one-step consistency model, always) and ``teacher.*`` (EDM teacher, optional), stored as
+float16 to keep packs small (a 3 M-parameter pair is ~12 MB) and loaded back as float32.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from melisma.errors import MelismaError
+from melisma.singer.model import SingerConfig, SingerNet
+
+PACK_FORMAT = "melisma-voice"
+PACK_VERSION = 1
+PACK_SUFFIX = ".melisma"
+
+
+class VoicePackError(MelismaError):
+    """A voice pack is missing, damaged, of another format version, or does not match its config."""
+
+
+@dataclass(frozen=True)
+class SingerStats:
+    """Pitch statistics of one singer's voiced frames (Hz)."""
+
+    median_f0: float
+    p05_f0: float
+    p95_f0: float
+
+    @classmethod
+    def from_f0(cls, f0) -> SingerStats:
+        import numpy as np
+
+        v = np.asarray(f0, dtype=np.float64)
+        v = v[v > 0]
+        if v.size == 0:
+            return cls(0.0, 0.0, 0.0)
+        return cls(float(np.median(v)), float(np.percentile(v, 5)), float(np.percentile(v, 95)))
+
+
+@dataclass
+class VoicePack:
+    """Everything a conversion needs apart from the shared content encoder and vocoder."""
+
+    config: SingerConfig
+    singers: list[str]
+    stats: dict[str, SingerStats]
+    content_encoder: str
+    vocoder: str
+    student: dict[str, torch.Tensor]
+    teacher: dict[str, torch.Tensor] | None = None
+    info: dict = field(default_factory=dict)  # free-form provenance (training steps, data duration, ...)
+
+    def build_student(self) -> SingerNet:
+        return _build(self.config, self.student, "student")
+
+    def build_teacher(self) -> SingerNet | None:
+        return None if self.teacher is None else _build(self.config, self.teacher, "teacher")
+
+
+def _build(cfg: SingerConfig, state: dict[str, torch.Tensor], role: str) -> SingerNet:
+    net = SingerNet(cfg)
+    missing, unexpected = net.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    if missing or unexpected:
+        raise VoicePackError(f"{role} weights do not match the config (missing {missing[:3]}, unexpected "
+                             f"{unexpected[:3]})")
+    return net.eval()
+
+
+def save_pack(pack: VoicePack, path: str | os.PathLike) -> Path:
+    """Write ``pack`` to ``path`` atomically (temporary file + rename). Returns the path."""
+    from safetensors.torch import save_file
+
+    if len(pack.singers) != pack.config.n_singers or len(set(pack.singers)) != len(pack.singers):
+        raise VoicePackError(f"need {pack.config.n_singers} distinct singer names, got {pack.singers}")
+    header = {
+        "format": PACK_FORMAT,
+        "format_version": PACK_VERSION,
+        "config": pack.config.to_dict(),
+        "singers": pack.singers,
+        "stats": {k: vars(v) for k, v in pack.stats.items()},
+        "content_encoder": pack.content_encoder,
+        "vocoder": pack.vocoder,
+        "info": pack.info,
+    }
+    tensors = {f"student.{k}": v.detach().half().contiguous() for k, v in pack.student.items()}
+    if pack.teacher is not None:
+        tensors.update({f"teacher.{k}": v.detach().half().contiguous() for k, v in pack.teacher.items()})
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"melisma": json.dumps(header)})
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def read_header(path: str | os.PathLike) -> dict:
+    """The JSON header of a pack, checked for format and version, without loading the weights."""
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise VoicePackError(f"{p}: no such voice pack")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:
+        raise VoicePackError(f"{p}: not a voice pack ({type(exc).__name__})") from None
+    try:
+        header = json.loads(meta["melisma"])
+    except (KeyError, ValueError):
+        raise VoicePackError(f"{p}: not a melisma voice pack (no header)") from None
+    if header.get("format") != PACK_FORMAT:
+        raise VoicePackError(f"{p}: not a melisma voice pack (format {header.get('format')!r})")
+    if header.get("format_version") != PACK_VERSION:
+        raise VoicePackError(f"{p}: voice pack format version {header.get('format_version')} is not supported "
+                             f"(this melisma reads version {PACK_VERSION})")
+    return header
+
+
+def load_pack(path: str | os.PathLike) -> VoicePack:
+    """Read and check a pack written by ``save_pack``."""
+    from safetensors.torch import load_file
+
+    header = read_header(path)
+    tensors = load_file(str(path))
+    student = {k[8:]: v.float() for k, v in tensors.items() if k.startswith("student.")}
+    teacher = {k[8:]: v.float() for k, v in tensors.items() if k.startswith("teacher.")} or None
+    try:
+        cfg = SingerConfig.from_dict(header["config"])
+        stats = {k: SingerStats(**v) for k, v in header["stats"].items()}
+        pack = VoicePack(cfg, list(header["singers"]), stats, header["content_encoder"], header["vocoder"],
+                         student, teacher, header.get("info", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VoicePackError(f"{path}: damaged voice pack header ({exc})") from None
+    if not student:
+        raise VoicePackError(f"{path}: voice pack holds no student weights")
+    return pack

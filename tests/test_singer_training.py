@@ -1,0 +1,58 @@
+"""Training a tiny voice pack end to end: features, teacher, distillation, pack, interruption and resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from singer_standins import TINY, StandInEncoder, StandInVocoder, write_clip
+
+from melisma.singer.voicepack import load_pack
+from melisma.training import singer as training
+from melisma.training.singer import TrainConfig, train_voice
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    folder = tmp_path / "alto"
+    (folder / "clips").mkdir(parents=True)
+    clips = []
+    for i in range(3):
+        write_clip(folder / "clips" / f"c{i}.flac", 1.0, 200.0 + 40 * i)
+        clips.append({"path": f"clips/c{i}.flac", "duration": 1.0})
+    (folder / "manifest.json").write_text(json.dumps({"format_version": 1, "clips": clips}))
+    return folder
+
+
+def test_train_interrupt_resume_and_pack(tmp_path, dataset, monkeypatch):
+    torch.set_num_threads(1)
+    cfg = TrainConfig(teacher_steps=6, distill_steps=4, batch_size=2, segment_frames=16, val_every=3,
+                      checkpoint_every=2, log_every=2, pitch_shifts=(2.0,), model=TINY)
+    kwargs = dict(content_encoder=StandInEncoder(), vocoder=StandInVocoder())
+    out = tmp_path / "voice.melisma"
+    real_step = training.Trainer.train_step
+
+    def interrupted(self):
+        if self.state.phase == "teacher" and self.state.step == 4:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(training.Trainer, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_voice([("alto", dataset)], out, cfg, **kwargs)
+    assert not out.exists()
+    ckpt = tmp_path / "voice.melisma.work" / "checkpoint.safetensors"
+    assert ckpt.exists()
+    monkeypatch.setattr(training.Trainer, "train_step", real_step)
+    steps = []
+    monkeypatch.setattr(training.Trainer, "train_step", lambda self: steps.append(self.state.phase) or real_step(self))
+    train_voice([("alto", dataset)], out, cfg, **kwargs)
+    assert steps.count("teacher") == 2 and steps.count("distill") == 4  # continued at teacher step 4
+    pack = load_pack(out)
+    assert pack.singers == ["alto"] and pack.config.n_singers == 1
+    assert 190 < pack.stats["alto"].median_f0 < 290
+    log = [json.loads(line) for line in (tmp_path / "voice.melisma.work" / "log.jsonl").read_text().splitlines()]
+    assert any("val_mel_l1" in r for r in log) and any(r["phase"] == "distill" for r in log)
+    with pytest.raises(Exception, match="other settings"):
+        train_voice([("alto", dataset)], out, TrainConfig(**{**cfg.__dict__, "batch_size": 3}), **kwargs)
