@@ -145,3 +145,16 @@ def test_demucs_without_package_says_how_to_get_it(tmp_path, capsys, song_path):
     code, err = _run(capsys, song_path, "-o", tmp_path / "ds", "--separate", "demucs")
     assert code == 3 and "pip install demucs" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "ds").exists()
+
+
+def test_real_process_without_quiet_prints_exactly_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "silence.wav"
+    _write(path, "silence")
+    proc = subprocess.run([sys.executable, "-m", "melisma", "prepare", str(path), "-o", str(tmp_path / "ds"),
+                           "--separate", "dsp"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"melisma: {path}: pure silence, nothing to prepare"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["silence.wav"]

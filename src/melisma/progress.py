@@ -25,11 +25,12 @@ def is_quiet() -> bool:
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
     """Iterate ``items`` showing a progress bar with count and ETA (on stderr)."""
-    if _quiet:
+    console = Console(stderr=True)
+    if _quiet or not console.is_terminal:  # a bar in a log file or a pipe is only noise
         yield from items
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True, console=Console(stderr=True)) as progress:
+    with Progress(*columns, transient=True, console=console) as progress:
         yield from progress.track(items, total=total, description=description)
 
 

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from melisma.errors import MelismaError
     from melisma.prepare.pipeline import PrepareSettings, prepare_dataset
     from melisma.prepare.slicer import SliceSettings
+    from melisma.progress import say
 
     if not 2.0 <= args.max_length <= 600.0 or not 0.0 <= args.min_length <= args.max_length:
         raise MelismaError("--max-length must be 2-600 s and --min-length between 0 and --max-length")
@@ -38,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
                             max_length_s=args.max_length)
     settings = PrepareSettings(separate=args.separate, slicing=slicing, strict=args.strict)
     ds = prepare_dataset(args.inputs, args.output, settings, force=args.force)
+    for source in ds.sources:
+        if source.status == "skipped":
+            say(f"skipped {source.reason}")
     t = ds.totals()
     print(f"{args.output}: {t['clips_kept']} clips, {t['usable_minutes']:.2f} usable minutes; "
           f"{t['clips_rejected']} set aside, {t['sources_skipped']} inputs skipped (see report.txt)")

@@ -29,7 +29,7 @@ from melisma.prepare.manifest import ClipRecord, Dataset, SourceRecord, finite_o
 from melisma.prepare.quality import CLIP_LEVEL, QualityThresholds, assess_clip
 from melisma.prepare.separate import Separator, get_separator
 from melisma.prepare.slicer import ENVELOPE_HOP, SliceSettings, envelope_db, slice_envelope
-from melisma.progress import say, track
+from melisma.progress import track
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".opus"}
 SILENT_PEAK = 1e-5  # -100 dBFS: a song whose mix never exceeds this is pure silence
@@ -106,7 +106,6 @@ def _prepare_source(path: Path, stem: str, tmp: Path, sep: Separator, s: Prepare
         info = probe_audio(path)
         records = prepare_song(path, stem, tmp, sep, s)
     except AudioInputError as exc:
-        say(f"skipping {exc}")
         ds.sources.append(SourceRecord(str(path), "skipped", str(exc)))
         return
     ds.sources.append(SourceRecord(str(path), "used", "", round(info.duration, 2), len(records)))
