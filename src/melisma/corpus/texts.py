@@ -74,8 +74,10 @@ SENTENCES: dict[str, tuple[str, ...]] = {
 
 # Phrases of 2-3 s for tiny test corpora.
 SHORT: dict[str, tuple[str, ...]] = {
-    "ja": ("空に星が光る。", "花の香りがする。", "雨の音を聞く。", "海が青く光る。", "月が窓を照らす。"),
-    "en": ("Sing me a song.", "The stars are bright.", "Hold my hand.", "The rain is gone.", "Come home to me."),
+    "ja": ("夜空に星が光っている。", "花の香りが風に舞う。", "静かな雨の音を聞く。", "青い海がきらきら光る。",
+           "月の光が窓を照らす。"),
+    "en": ("Sing me a song tonight.", "The stars are shining bright.", "Hold my hand and sing along.",
+           "The rain is gone away.", "Come back home to me."),
 }
 
 
