@@ -82,3 +82,17 @@ def test_default_model_pack_is_small(tmp_path):
     path = save_pack(VoicePack(cfg, list(stats), stats, "builtin", "builtin", net.state_dict(), net.state_dict()),
                      tmp_path / "big.melisma")
     assert path.stat().st_size <= 20 * 1024 * 1024
+
+
+def test_select_singers_makes_a_single_singer_pack(tmp_path):
+    from melisma.singer.voicepack import select_singers
+
+    pack = load_pack(tiny_pack(tmp_path / "v.melisma"))
+    bass = select_singers(pack, ["bass"])
+    save_pack(bass, tmp_path / "bass.melisma")
+    again = load_pack(tmp_path / "bass.melisma")
+    assert again.singers == ["bass"] and again.teacher is None
+    emb = again.build_student().encoder.singer.weight
+    assert torch.allclose(emb[0], pack.student["encoder.singer.weight"][1].half().float())
+    with pytest.raises(VoicePackError, match="not in this pack"):
+        select_singers(pack, ["tenor"])

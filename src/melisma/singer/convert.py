@@ -117,11 +117,14 @@ def _fit_frames(x: np.ndarray, t: int) -> np.ndarray:
 
 
 def _default_component(kind: str, identity: str):
-    module = __import__(f"melisma.{kind}", fromlist=["x"])
-    getter = getattr(module, f"get_{'content_encoder' if kind == 'content' else 'vocoder'}", None)
-    if getter is None:
-        raise MissingDependencyError(f"the {kind} stage ({identity}) is not installed in this melisma yet")
-    return getter(identity)
+    """The shipped content encoder or vocoder whose weights are named ``identity`` (``builtin-v1`` -> builtin)."""
+    import re
+
+    if kind == "content":
+        from melisma.content import get_content_encoder as getter
+    else:
+        from melisma.vocoder import get_vocoder as getter
+    return getter(re.sub(r"-v\d+$", "", identity))
 
 
 class Voice:

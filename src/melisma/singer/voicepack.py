@@ -150,3 +150,21 @@ def load_pack(path: str | os.PathLike) -> VoicePack:
     if not student:
         raise VoicePackError(f"{path}: voice pack holds no student weights")
     return pack
+
+
+def select_singers(pack: VoicePack, names: list[str], keep_teacher: bool = False) -> VoicePack:
+    """A pack holding only ``names`` of a multi-singer pack (same weights, fewer singer embeddings)."""
+    from dataclasses import replace
+
+    missing = [n for n in names if n not in pack.singers]
+    if missing or not names:
+        raise VoicePackError(f"singers {missing or names} are not in this pack ({', '.join(pack.singers)})")
+    rows = torch.tensor([pack.singers.index(n) for n in names])
+
+    def cut(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: (v[rows] if k == "encoder.singer.weight" else v) for k, v in state.items()}
+
+    return VoicePack(replace(pack.config, n_singers=len(names)), list(names), {n: pack.stats[n] for n in names},
+                     pack.content_encoder, pack.vocoder, cut(pack.student),
+                     cut(pack.teacher) if keep_teacher and pack.teacher is not None else None,
+                     {**pack.info, "selected_from": pack.singers})
