@@ -104,6 +104,20 @@ def test_world_singing_lands_within_50_cents_of_the_melody():
             assert abs(cents(clip.f0[i], 440 * 2 ** ((n.midi - 69) / 12))) < 60
 
 
+@needs_festival
+def test_festival_singing_mode_sings_the_score_pitches():
+    from melisma.corpus.backends import festival
+
+    score = [(57, 1.0), (60, 1.0), (64, 1.0), (62, 2.0)]
+    audio, sr = festival.sing("kal", ["la", "la", "la", "la"], score, 100)
+    import soxr
+
+    f0 = harvest(soxr.resample(audio, sr, SAMPLE_RATE))
+    semis = np.round(69 + 12 * np.log2(f0[f0 > 0] / 440)).astype(int)
+    sung = {m for m in set(semis.tolist()) if (semis == m).mean() > 0.1}
+    assert sung == {57, 60, 64, 62}
+
+
 # --- building a corpus -------------------------------------------------------------------------
 
 

@@ -20,6 +20,8 @@ def register(subparsers) -> None:
     kind.add_argument("--spoken", action="store_true", help="spoken clips only")
     kind.add_argument("--sung", action="store_true", help="sung clips only")
     b.add_argument("--parallel", type=int, default=3, metavar="K", help="voices rendering each text (default 3)")
+    b.add_argument("--festival-singing", action="store_true",
+                   help="festival kal/ked voices also sing each melody in festival's own singing mode")
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=build)
     info = sub.add_parser("info", help="summarise a corpus folder")
@@ -43,7 +45,8 @@ def build(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise MelismaError(str(exc)) from None
     kinds = ("speech",) if args.spoken else ("sung",) if args.sung else ("speech", "sung")
-    clips = build_corpus(args.out, voices, args.clips_per_voice, kinds, args.parallel, args.seed)
+    clips = build_corpus(args.out, voices, args.clips_per_voice, kinds, args.parallel, args.seed,
+                         native_singing=args.festival_singing)
     minutes = sum(c.duration for c in clips) / 60
     say(f"{args.out}: {len(clips)} clips, {minutes:.1f} min, {len({c.voice for c in clips})} voices")
     return 0

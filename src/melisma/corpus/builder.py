@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from melisma.audio.constants import SAMPLE_RATE, TARGET_LUFS
+from melisma.audio.constants import FRAME_RATE, SAMPLE_RATE, TARGET_LUFS
 from melisma.corpus.manifest import MANIFEST, ClipRecord, load_corpus, write_manifest
 from melisma.corpus.melody import Expression, MelodyPlan, fit_register, random_melody
 from melisma.corpus.texts import pick_text
@@ -35,6 +35,7 @@ class BuildOptions:
     seed: int = 0
     min_f0_accuracy: float = 0.8  # sung renditions whose harvest disagrees more with the melody are dropped
     short: bool = False  # 2-3 s phrases and 4-5 note melodies (tiny test corpora)
+    native_singing: bool = False  # festival kal/ked also sing each melody in festival's own singing mode
 
 
 def normalise_loudness(audio: np.ndarray, sr: int = SAMPLE_RATE, target: float = TARGET_LUFS) -> np.ndarray:
@@ -162,7 +163,8 @@ class CorpusBuilder:
         params = singing.analyse(speech)
         t_speech = time.perf_counter() - t0
         if "speech" in self.opt.kinds and ids["speech"] not in self.ids:
-            self.save(ids["speech"], spec, group, "speech", speech, params.f0, "harvest", t_speech)
+            self.save(ids["speech"], spec, group, "speech", speech, params.f0, "harvest", t_speech,
+                      renderer="tts")
         if "sung" in self.opt.kinds and ids["sung"] not in self.ids:
             t1 = time.perf_counter()
             shift = fit_register(group.plan, *RANGES[spec.register])
@@ -174,10 +176,46 @@ class CorpusBuilder:
             melody = [[n.midi, n.start_s, n.dur_s] for n in clip.notes]
             self.save(ids["sung"], spec, group, "sung", audio, clip.f0, "melody",
                       time.perf_counter() - t1 + t_speech, melody=melody, key=group.plan.key,
-                      bpm=round(group.plan.bpm, 2), f0_accuracy=round(acc, 4))
+                      bpm=round(group.plan.bpm, 2), f0_accuracy=round(acc, 4), renderer="world")
+        if self.opt.native_singing and "sung" in self.opt.kinds:
+            self.render_native(group, spec)
+
+    def render_native(self, group: Group, spec: VoiceSpec) -> None:
+        """Festival's own singing mode (kal, ked): one word per note; its F0 is measured, not imposed."""
+        from melisma.corpus.backends import festival
+        from melisma.corpus.singing import analyse_f0
+
+        cid = f"{group.gid}-native-{spec.slug}"
+        if spec.backend != "festival" or spec.name not in festival.SINGING_VOICES or cid in self.ids:
+            return
+        t0 = time.perf_counter()
+        words = [w.strip(".,!?;:") for w in group.text.split() if w.strip(".,!?;:")]
+        if not words:
+            return
+        shift = fit_register(group.plan, *RANGES[spec.register])
+        midis, beats = group.plan.midis(shift), group.plan.beats
+        notes = [(midis[i % len(midis)], beats[i % len(beats)]) for i in range(len(words))]
+        audio, sr = festival.sing(spec.name, words, notes, group.plan.bpm)
+        import soxr
+
+        audio = normalise_loudness(trim_silence(soxr.resample(audio, sr, SAMPLE_RATE).astype(np.float32), SAMPLE_RATE))
+        f0 = analyse_f0(audio)
+        voiced = np.flatnonzero(f0 > 0)
+        if len(voiced) < 20:
+            return
+        # festival follows the score's durations only roughly: lay the notes over the voiced span
+        first, span = float(voiced[0] / FRAME_RATE), float((voiced[-1] - voiced[0]) / FRAME_RATE)
+        total = sum(b for _, b in notes)
+        melody, t = [], first
+        for m, b in notes:
+            melody.append([m, round(t, 4), round(span * b / total, 4)])
+            t += span * b / total
+        self.save(cid, spec, group, "sung", audio, f0, "harvest", time.perf_counter() - t0,
+                  parallel_group=f"{group.gid}-sung-native", melody=melody, key=group.plan.key,
+                  bpm=round(group.plan.bpm, 2), renderer="festival-singing")
 
     def save(self, cid: str, spec: VoiceSpec, group: Group, kind: str, audio: np.ndarray, f0: np.ndarray,
-             f0_source: str, seconds: float, **extra) -> None:
+             f0_source: str, seconds: float, parallel_group: str = "", **extra) -> None:
         from melisma.audio.io import save_audio
 
         rel_audio = f"audio/{spec.slug}/{cid}.flac"
@@ -186,7 +224,7 @@ class CorpusBuilder:
         np.save(self.folder / rel_f0, np.asarray(f0, np.float32))
         save_audio(self.folder / rel_audio, audio, SAMPLE_RATE, subtype="PCM_16")
         rec = ClipRecord(cid, rel_audio, spec.voice_id, kind, group.text, group.language,
-                         round(len(audio) / SAMPLE_RATE, 4), rel_f0, f0_source, f"{group.gid}-{kind}",
+                         round(len(audio) / SAMPLE_RATE, 4), rel_f0, f0_source, parallel_group or f"{group.gid}-{kind}",
                          root=str(self.folder.resolve()), synth_seconds=round(seconds, 3), **extra)
         self.clips.append(rec)
         self.ids.add(cid)
@@ -195,18 +233,20 @@ class CorpusBuilder:
 
 def build_corpus(folder: str | Path, voices: Sequence[str], clips_per_voice: int = 10,
                  kinds: Sequence[str] = KINDS, parallel: int = 3, seed: int = 0,
-                 short: bool = False) -> list[ClipRecord]:
+                 short: bool = False, native_singing: bool = False) -> list[ClipRecord]:
     """Render (or extend) the corpus in ``folder``; returns all its clip records.
 
     ``voices``: voice ids; ``clips_per_voice`` counts spoken and sung clips; ``kinds`` from ("speech",
-    "sung"); ``parallel`` voices render each text; ``short`` makes 2-3 s phrases.
+    "sung"); ``parallel`` voices render each text; ``short`` makes 2-3 s phrases; ``native_singing``
+    adds festival's own singing-mode renditions for the kal/ked voices.
     """
     from melisma.progress import track
 
     bad = set(kinds) - set(KINDS)
     if bad or not kinds:
         raise ValueError(f"kinds must be taken from {KINDS}, got {list(kinds)}")
-    opt = BuildOptions(tuple(voices), clips_per_voice, tuple(kinds), parallel, seed, short=short)
+    opt = BuildOptions(tuple(voices), clips_per_voice, tuple(kinds), parallel, seed, short=short,
+                       native_singing=native_singing)
     builder = CorpusBuilder(folder, opt)
     per_group = max(1, min(parallel, len(voices)) * len(kinds))
     need = sum(max(0, clips_per_voice - n) for n in builder.counts.values())

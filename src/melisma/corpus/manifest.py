@@ -41,6 +41,7 @@ class ClipRecord:
     bpm: float = 0.0
     f0_accuracy: float | None = None  # sung: share of frames where harvest lands within 50 cents of f0
     synth_seconds: float = 0.0  # wall time spent making this clip
+    renderer: str = ""  # "tts" (speech) | "world" (WORLD speech-to-singing) | "festival-singing"
     root: str = field(default="", repr=False, compare=False)  # corpus folder (not stored)
 
     @property
