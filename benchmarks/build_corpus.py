@@ -35,7 +35,11 @@ def stats(folder: Path) -> dict:
         "folder": str(folder), "clips": len(clips), "minutes": round(sum(c.duration for c in clips) / 60, 2),
         "voices": len({c.voice for c in clips}), "parallel_groups": len({c.parallel_group for c in clips}),
         "sung_clips": sum(c.kind == "sung" for c in clips),
+        # WORLD-sung clips: share of frames voiced in both where harvest of the output is within 50 cents
+        # of the imposed F0 (per clip), summarised over clips
         "sung_f0_within_50c_median": round(sorted(acc)[len(acc) // 2], 4) if acc else None,
+        "sung_f0_within_50c_mean": round(sum(acc) / len(acc), 4) if acc else None,
+        "sung_clips_at_least_90pc": round(sum(a >= 0.9 for a in acc) / len(acc), 4) if acc else None,
         "synth_s_per_audio_min": {k: round(60 * s / d, 1) for k, (d, s) in sorted(by_backend.items()) if d},
     }
 
@@ -56,11 +60,12 @@ def starter() -> None:
 
 
 def train(n_voices: int = 48) -> None:
-    """Rounds of 6 clips per voice, so every voice grows evenly and the corpus is usable at any time."""
+    """Rounds of 6 clips per voice, so every voice grows evenly and the corpus is usable at any time
+    (the manifest is rewritten after every voice's clips; killing the job loses at most one group)."""
     voices = default_voices(n_voices, seed=3)
     per = 6
     while not (DATA / "STOP-train").exists() and per <= int(os.environ.get("MAX_CLIPS", "60")):
-        build_corpus(DATA / "corpus-train", voices, clips_per_voice=per, parallel=4, seed=3)
+        build_corpus(DATA / "corpus-train", voices, clips_per_voice=per, parallel=4, seed=3, native_singing=True)
         report(DATA / "corpus-train")
         per += 6
 

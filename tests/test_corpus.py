@@ -233,3 +233,32 @@ def test_tiny_corpus_true_f0_agrees_with_harvest():
         assert np.median(np.abs(cents(measured[both], f0[both]))) < 50
         notes = np.array(c.melody)
         assert notes.shape[1] == 3 and np.all(np.diff(notes[:, 1]) > 0)
+
+
+# --- the bundled demo song ----------------------------------------------------------------------
+
+
+def test_demo_song_stems_are_consistent_and_its_vocal_follows_the_recorded_f0():
+    import melisma
+
+    demo = Path(melisma.__file__).parent / "assets" / "demo"
+    meta = json.loads((demo / "demo.json").read_text())
+    assert meta["format_version"] == 1 and meta["voice"] in HELD_OUT_VOICES
+    assert sum(f.stat().st_size for f in demo.iterdir()) <= 1_500_000
+    from melisma.audio.io import load_audio
+
+    song, vocal, band = (load_audio(demo / meta["files"][k])[0] for k in ("song", "vocal", "accompaniment"))
+    assert 20 <= len(song) / SAMPLE_RATE <= 26 and abs(len(song) - len(vocal)) < 2048
+    n = min(len(song), len(vocal), len(band))
+    # the song is the two stems mixed (up to the lossy codec and the limiter)
+    basis = np.stack([vocal[:n], band[:n]], axis=1)
+    coef, *_ = np.linalg.lstsq(basis, song[:n], rcond=None)
+    residual = song[:n] - basis @ coef
+    assert np.all(coef > 0.2) and np.sqrt(np.mean(residual**2)) < 0.15 * np.sqrt(np.mean(song[:n] ** 2))
+    f0 = np.load(demo / meta["files"]["vocal_f0"])
+    start = int(meta["melody"][0][1] * SAMPLE_RATE)
+    part = vocal[start: start + 5 * SAMPLE_RATE]
+    measured = harvest(part)
+    true = f0[start // 512: start // 512 + len(measured)]
+    both = (true > 0) & (measured[: len(true)] > 0)
+    assert both.sum() > 100 and np.median(np.abs(cents(measured[: len(true)][both], true[both]))) < 50
