@@ -140,3 +140,21 @@ def test_dsp_separation_improves_sdr():
     est = DspSeparator().separate(song.mix)
     assert est.shape == song.mix.shape and est.dtype == np.float32
     assert sdr_db(est, song.vocal) > sdr_db(song.mix, song.vocal) + 4.0
+
+
+def test_demucs_weights_missing_says_where_and_auto_falls_back(monkeypatch, tmp_path):
+    import importlib.util
+
+    from melisma.errors import MissingDependencyError
+    from melisma.prepare import separate
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(separate.importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "demucs" else real(name, *a))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(MissingDependencyError) as err:
+        separate.DemucsSeparator.check()
+    message = str(err.value)
+    assert str(tmp_path / "hub" / "checkpoints" / "955717e8-8726e21a.th") in message and "\n" not in message
+    assert isinstance(separate.get_separator("auto"), DspSeparator)
+    assert separate.get_separator("none").separate(np.ones(3)).tolist() == [1.0, 1.0, 1.0]

@@ -136,6 +136,7 @@ class DemucsSeparator(Separator):
     context_s = 4
     model_name = "htdemucs"
     checkpoint = "955717e8-8726e21a.th"  # the file demucs fetches for htdemucs
+    weights_url = "https://dl.fbaipublicfiles.com/demucs/hybrid_transformer/955717e8-8726e21a.th"
 
     def __init__(self) -> None:
         self.check()
@@ -162,9 +163,8 @@ class DemucsSeparator(Separator):
         path = cls.weights_path()
         if not path.is_file():
             raise MissingDependencyError(
-                f"--separate demucs needs the {cls.model_name} weights at {path}: run "
-                f"'python -m demucs -n {cls.model_name} SOME_SONG' once on a machine with internet, or copy "
-                f"{cls.checkpoint} there (or use --separate dsp)")
+                f"--separate demucs needs the {cls.model_name} weights at {path}: download {cls.weights_url} "
+                f"there (or run 'python -m demucs -n {cls.model_name} SONG' once online; or use --separate dsp)")
 
     def separate(self, mix: np.ndarray) -> np.ndarray:
         from demucs.apply import apply_model
