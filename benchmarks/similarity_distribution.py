@@ -21,24 +21,27 @@ import numpy as np
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 
 
-def embed_corpus(folder: Path, kind: str) -> tuple[list[str], list[str], np.ndarray]:
-    """Return clip ids, voice ids and (N, 256) embeddings of every clip of ``kind``."""
+def embed_corpus(folder: Path, kind: str) -> tuple[list[str], list[str], list[str], np.ndarray]:
+    """Return clip ids, voice ids, kinds (speech/sung) and (N, 256) embeddings of every clip of ``kind``."""
     from melisma.corpus.manifest import load_corpus
     from melisma.evaluate.similarity import speaker_embedding
     from melisma.progress import track
 
     clips = [c for c in load_corpus(folder) if kind == "all" or c.kind == kind]
     embs = [speaker_embedding(c.load_audio(), 44_100) for c in track(clips, "embedding")]
-    return [c.id for c in clips], [c.voice for c in clips], np.stack(embs)
+    return [c.id for c in clips], [c.voice for c in clips], [c.kind for c in clips], np.stack(embs)
 
 
-def pair_scores(voices: list[str], embs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cosines of all unordered pairs, split into same-voice and different-voice pairs."""
+def pair_scores(voices: list[str], kinds: list[str], embs: np.ndarray) -> dict[str, dict[str, list[float]]]:
+    """Cosines of all unordered pairs: {"all" | "speech-speech" | "speech-sung" | "sung-sung": {"same": [...],
+    "different": [...]}}, so same- and different-voice pairs can be compared under equal conditions."""
     sims = embs @ embs.T  # embeddings are unit-norm
-    same, diff = [], []
+    out: dict[str, dict[str, list[float]]] = {}
     for i, j in itertools.combinations(range(len(voices)), 2):
-        (same if voices[i] == voices[j] else diff).append(float(sims[i, j]))
-    return np.array(same), np.array(diff)
+        side = "same" if voices[i] == voices[j] else "different"
+        for group in ("all", "-".join(sorted((kinds[i], kinds[j])))):
+            out.setdefault(group, {"same": [], "different": []})[side].append(float(sims[i, j]))
+    return out
 
 
 def summary(values: np.ndarray) -> dict:
@@ -48,6 +51,11 @@ def summary(values: np.ndarray) -> dict:
     return {"n": int(values.size), "mean": float(values.mean()), **q}
 
 
+def _compare(same: np.ndarray, diff: np.ndarray) -> dict:
+    above = float(np.mean(diff > np.median(same))) if same.size and diff.size else None
+    return {"same_voice": summary(same), "different_voice": summary(diff), "different_above_same_median": above}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", type=Path)
@@ -55,20 +63,20 @@ def main() -> None:
     ap.add_argument("--kind", default="all", choices=("all", "sung", "speech"))
     args = ap.parse_args()
     start = time.perf_counter()
-    ids, voices, embs = embed_corpus(args.corpus, args.kind)
-    same, diff = pair_scores(voices, embs)
+    ids, voices, kinds, embs = embed_corpus(args.corpus, args.kind)
+    groups = {g: _compare(np.array(p["same"]), np.array(p["different"]))
+              for g, p in sorted(pair_scores(voices, kinds, embs).items())}
     out = {
         "format": "melisma.similarity-distribution", "version": 1, "corpus": str(args.corpus),
-        "kind": args.kind, "clips": len(ids), "voices": len(set(voices)),
-        "same_voice": summary(same), "different_voice": summary(diff),
-        "different_above_same_median": float(np.mean(diff > np.median(same))) if same.size and diff.size else None,
+        "kind": args.kind, "clips": len(ids), "voices": len(set(voices)), "pairs": groups,
         "seconds": round(time.perf_counter() - start, 1), "machine": platform.machine(),
     }
-    for name in ("same_voice", "different_voice"):
-        s = out[name]
-        qs = " ".join(f"{k}={v:.3f}" for k, v in s.items() if k.startswith("q"))
-        print(f"{name:16s} n={s['n']:5d} mean={s.get('mean', float('nan')):.3f} {qs}")
-    print(f"different-voice pairs above the same-voice median: {out['different_above_same_median']}")
+    for group, g in groups.items():
+        for side in ("same_voice", "different_voice"):
+            s = g[side]
+            qs = " ".join(f"{k}={v:.3f}" for k, v in s.items() if k.startswith("q"))
+            print(f"{group:14s} {side:15s} n={s['n']:5d} mean={s.get('mean', float('nan')):.3f} {qs}")
+        print(f"{group:14s} different-voice pairs above the same-voice median: {g['different_above_same_median']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
