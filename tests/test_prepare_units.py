@@ -158,3 +158,9 @@ def test_demucs_weights_missing_says_where_and_auto_falls_back(monkeypatch, tmp_
     assert str(tmp_path / "hub" / "checkpoints" / "955717e8-8726e21a.th") in message and "\n" not in message
     assert isinstance(separate.get_separator("auto"), DspSeparator)
     assert separate.get_separator("none").separate(np.ones(3)).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_short_silence_is_shared_at_its_middle():
+    env = _envelope([(6, -20), (0.4, -90), (6, -20)])
+    (a0, b0), (a1, b1) = slice_envelope(env)
+    assert b0 == a1 == int(6.2 * SR) and a0 == 0 and b1 == env.size * 441

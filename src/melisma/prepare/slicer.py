@@ -84,10 +84,11 @@ def _sound_pieces(silent: np.ndarray, s: SliceSettings) -> list[tuple[int, int]]
     start = 0
     for a, b in _silent_runs(silent):
         if a == 0 or b == n or b - a >= min_sil:
-            end = min(a + keep, b) if a > 0 else 0
+            mid = (a + b) // 2  # a silence shorter than twice `keep` is shared at its middle
+            end = min(a + keep, mid) if a > 0 else 0
             if end > start and not silent[start:end].all():
                 pieces.append((start, end))
-            start = max(b - keep, a) if b < n else n
+            start = max(b - keep, mid) if b < n else n
     if start < n and not silent[start:].all():
         pieces.append((start, n))
     return pieces
