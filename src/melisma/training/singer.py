@@ -39,7 +39,7 @@ class TrainConfig:
     batch_size: int = 8
     segment_frames: int = 128  # 1.5 s
     teacher_lr: float = 2e-4
-    student_lr: float = 5e-5
+    student_lr: float = 1e-4
     ema_decay: float = 0.95  # consistency target network
     pitch_shifts: tuple[float, ...] = (-3.0, 3.0)  # extra content variants (semitones) for input-side pitch aug
     loudness_jitter_db: float = 6.0
@@ -155,12 +155,30 @@ class Trainer:
             pred = consistency_sample(net, cond, self.cfg.model.n_mels, 1, gen)
         err = (denormalise_mel(pred) - denormalise_mel(b.mel)).abs() * b.mask
         l1 = float(err.sum() / (b.mask.sum() * b.mel.shape[1]))
+        values = {"val_mel_l1": l1}
         if self.vocoder is not None and self.state.phase == "distill":
-            from melisma.audio.constants import SAMPLE_RATE
+            values.update(self._audio_metrics(pred[:1], b.mel[:1], b.f0[:1]))
+        return values
 
-            wave = self.vocoder(denormalise_mel(pred[:1]), b.f0[:1])[0]
-            self.log.audio("preview/student_1step", self.state.step, wave, SAMPLE_RATE)
-        return {"val_mel_l1": l1}
+    def _audio_metrics(self, pred: torch.Tensor, target: torch.Tensor, f0: torch.Tensor) -> dict[str, float]:
+        """Vocode the student's one-step mel and the ground truth; log a preview and score them with
+        ``melisma.evaluate`` (speaker similarity to the vocoded truth, pitch error). {} if evaluation is absent."""
+        from melisma.audio.constants import SAMPLE_RATE
+
+        wave = self.vocoder(denormalise_mel(pred), f0)[0]
+        ref = self.vocoder(denormalise_mel(target), f0)[0]
+        self.log.audio("preview/student_1step", self.state.step, wave, SAMPLE_RATE)
+        self.log.audio("preview/vocoded_truth", self.state.step, ref, SAMPLE_RATE)
+        try:
+            from melisma.evaluate import evaluate_clips, target_embedding_of
+
+            clip, truth = (wave.numpy(), SAMPLE_RATE), (ref.numpy(), SAMPLE_RATE)
+            res = evaluate_clips([clip], target_embedding=target_embedding_of([truth]), sources=[truth],
+                                 metrics=("similarity", "pitch"))
+            out = {k: res.mean(k) for k in ("target_similarity", "cents_error_mean")}
+            return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(v)}
+        except (ImportError, MelismaError):
+            return {}
 
     # --- checkpoints ----------------------------------------------------------------------------------------
     def save_checkpoint(self, path: Path) -> None:
@@ -255,7 +273,7 @@ class Trainer:
     def _validate_and_maybe_stop(self) -> None:
         vals = self.validate()
         self.log.scalars(self.state.phase, self.state.step, vals)
-        say(f"  validation: mel L1 {vals['val_mel_l1']:.4f}")
+        say("  validation: " + "  ".join(f"{k} {v:.4f}" for k, v in vals.items()))
         if vals["val_mel_l1"] < self.state.best_val - 1e-4:
             self.state.best_val, self.state.bad_vals = vals["val_mel_l1"], 0
         else:
