@@ -158,3 +158,11 @@ def test_real_process_without_quiet_prints_exactly_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [f"melisma: {path}: pure silence, nothing to prepare"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["silence.wav"]
+
+
+def test_only_rejected_clips_means_failure_and_no_output(tmp_path, capsys):
+    path = tmp_path / "short.wav"
+    sf.write(str(path), sung_phrase(1.2, np.random.default_rng(4)), 44_100)
+    code, err = _run(capsys, path, "-o", tmp_path / "ds", "--separate", "none")
+    assert code == 2 and "short.wav: no usable clips" in err and "too_short" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.wav"]

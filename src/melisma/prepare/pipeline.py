@@ -203,7 +203,8 @@ def _require_usable(ds: Dataset) -> None:
         raise AudioInputError(skipped[0].reason)
     if ds.clips:
         flags = sorted({f for c in ds.clips for f in c.flags})
-        raise MelismaError(f"no usable clips: all {len(ds.clips)} clips failed the quality checks "
+        where = f"{ds.sources[0].path}: " if len(ds.sources) == 1 else ""
+        raise MelismaError(f"{where}no usable clips: all {len(ds.clips)} clips failed the quality checks "
                            f"({', '.join(flags)}); nothing written")
     reasons = "; ".join(s.reason for s in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
     raise AudioInputError(f"nothing usable in {len(ds.sources)} inputs: {reasons}")
