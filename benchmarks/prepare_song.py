@@ -84,13 +84,14 @@ def run_prepare(song: Path, out: Path, method: str) -> dict:
         if status != 0:
             raise SystemExit(f"prepare failed: {err.read().decode().strip()}")
     peak_mb = usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime  # CPU seconds: comparable when other jobs share the cores
     totals = json.loads((out / "manifest.json").read_text())["totals"]
     audio_s = sf.info(str(song)).duration
     result = {"command": " ".join(["melisma", "prepare", song.name, "-o", "DS", "--separate", method]),
               "audio_seconds": round(audio_s, 1), "wall_seconds": round(wall, 1), "rtf": round(wall / audio_s, 3),
-              "peak_rss_mb": round(peak_mb, 1), **totals}
+              "cpu_seconds": round(cpu, 1), "peak_rss_mb": round(peak_mb, 1), **totals}
     print(f"prepare {audio_s / 60:.1f} min ({method}): wall {wall:.1f} s (RTF {wall / audio_s:.3f}), "
-          f"peak RSS {peak_mb:.0f} MB, {totals['clips_kept']} clips kept, {totals['clips_rejected']} set aside, "
+          f"CPU {cpu:.1f} s, peak RSS {peak_mb:.0f} MB, {totals['clips_kept']} clips kept, {totals['clips_rejected']} set aside, "
           f"{totals['usable_minutes']} usable minutes")
     return result
 
