@@ -51,6 +51,16 @@ def summary(values: np.ndarray) -> dict:
     return {"n": int(values.size), "mean": float(values.mean()), **q}
 
 
+def closest_different(voices: list[str], embs: np.ndarray, top: int = 8) -> list[dict]:
+    """The ``top`` pairs of different voices whose mean cross-clip cosine is highest (e.g. blends and parents)."""
+    names = sorted(set(voices))
+    idx = {v: [i for i, x in enumerate(voices) if x == v] for v in names}
+    sims = embs @ embs.T
+    rows = [{"a": a, "b": b, "mean_cosine": float(sims[np.ix_(idx[a], idx[b])].mean())}
+            for a, b in itertools.combinations(names, 2)]
+    return sorted(rows, key=lambda r: -r["mean_cosine"])[:top]
+
+
 def _compare(same: np.ndarray, diff: np.ndarray) -> dict:
     above = float(np.mean(diff > np.median(same))) if same.size and diff.size else None
     return {"same_voice": summary(same), "different_voice": summary(diff), "different_above_same_median": above}
@@ -69,6 +79,7 @@ def main() -> None:
     out = {
         "format": "melisma.similarity-distribution", "version": 1, "corpus": str(args.corpus),
         "kind": args.kind, "clips": len(ids), "voices": len(set(voices)), "pairs": groups,
+        "closest_different_voices": closest_different(voices, embs),
         "seconds": round(time.perf_counter() - start, 1), "machine": platform.machine(),
     }
     for group, g in groups.items():
@@ -77,6 +88,8 @@ def main() -> None:
             qs = " ".join(f"{k}={v:.3f}" for k, v in s.items() if k.startswith("q"))
             print(f"{group:14s} {side:15s} n={s['n']:5d} mean={s.get('mean', float('nan')):.3f} {qs}")
         print(f"{group:14s} different-voice pairs above the same-voice median: {g['different_above_same_median']}")
+    for r in out["closest_different_voices"][:5]:
+        print(f"closest different voices: {r['a']} ~ {r['b']}: {r['mean_cosine']:.3f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

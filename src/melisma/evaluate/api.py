@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from melisma import __version__
 from melisma.audio.constants import SAMPLE_RATE
 from melisma.audio.io import load_audio
 from melisma.errors import MelismaError
 from melisma.evaluate.pitch import DEFAULT_JUDGE, extract_f0, intended_f0, pitch_scores
-from melisma.evaluate.result import FORMAT_VERSION, ClipDetail, ClipScores, EvaluationResult
+from melisma.evaluate.result import ClipDetail, ClipScores, EvaluationResult
 from melisma.evaluate.speed import real_time_factor
 from melisma.progress import track
 
@@ -128,13 +129,14 @@ def evaluate_clips(
         "transpose_semitones": transpose,
         "metrics": [m for m in METRICS if m in metrics],
         "target_refs": [clip_name(c, i) for i, c in enumerate(target_refs)],
-        "evaluator_version": FORMAT_VERSION,
+        "melisma_version": __version__,
     }
     return EvaluationResult(clips=clips, settings=settings, details=details)
 
 
 class _Memo:
-    """Source audio, embeddings and F0 computed once when several converted clips share a source."""
+    """Source embeddings and F0 computed once when several converted clips share a source (audio is not
+    kept: a batch of long songs would not fit in memory)."""
 
     def __init__(self, judge: str) -> None:
         self.judge = judge
@@ -146,16 +148,13 @@ class _Memo:
             self._store[key] = make()
         return self._store[key]
 
-    def audio(self, clip: ClipInput) -> np.ndarray:
-        return self._get("audio", clip, lambda: load_clip(clip))
-
     def embedding(self, clip: ClipInput) -> np.ndarray:
         from melisma.evaluate.similarity import speaker_embedding
 
-        return self._get("emb", clip, lambda: speaker_embedding(self.audio(clip), SAMPLE_RATE))
+        return self._get("emb", clip, lambda: speaker_embedding(load_clip(clip), SAMPLE_RATE))
 
     def f0(self, clip: ClipInput) -> np.ndarray:
-        return self._get("f0", clip, lambda: extract_f0(self.audio(clip), SAMPLE_RATE, self.judge))
+        return self._get("f0", clip, lambda: extract_f0(load_clip(clip), SAMPLE_RATE, self.judge))
 
 
 def target_embedding_of(target_refs: Sequence[ClipInput]) -> np.ndarray:
