@@ -144,3 +144,25 @@ def test_long_audio_voice_conversion_is_chunked_and_seamless(pack):
     # the stand-in vocoder is a sine at F0 scaled by the model's mel energy: chunked and whole outputs share
     # their envelope, and the chunked one has no jump larger than the signal's own sample-to-sample change
     assert np.abs(np.diff(y)).max() <= 1.5 * np.abs(np.diff(whole)).max() + 1e-4
+
+
+def test_cli_cover_dry_vocal_keeps_stems(tmp_path, pack, capsys):
+    src = tmp_path / "song.wav"
+    audio = write_clip(src, 1.0)
+    out = tmp_path / "cover.wav"
+    rc = main(["-q", "cover", str(src), "-v", str(pack), "-o", str(out), "--separate", "none", "--keep-stems"])
+    assert rc == 0, capsys.readouterr().err
+    y, sr = sf.read(str(out))
+    assert sr == SAMPLE_RATE and y.shape == audio.shape and np.isfinite(y).all()
+    stems = sorted(p.name for p in tmp_path.glob("cover.*.wav"))
+    assert stems == ["cover.accompaniment.wav", "cover.converted.wav", "cover.vocal.wav"]
+
+
+def test_cli_train_bad_dataset_is_one_line(tmp_path, capsys):
+    rc = main(["train", str(tmp_path / "missing"), "-o", str(tmp_path / "v.melisma")])
+    err = capsys.readouterr().err
+    assert rc != 0 and err.count("\n") == 1 and "dataset folder not found" in err
+    (tmp_path / "empty").mkdir()
+    rc = main(["train", str(tmp_path / "empty"), "-o", str(tmp_path / "v.melisma")])
+    assert rc != 0 and "no audio clips" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # nothing written

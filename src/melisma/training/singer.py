@@ -24,7 +24,7 @@ from melisma.singer.consistency import consistency_sample, distillation_loss, em
 from melisma.singer.edm import edm_loss
 from melisma.singer.model import SingerConfig, SingerNet, denormalise_mel
 from melisma.singer.voicepack import SingerStats, VoicePack, load_pack, save_pack
-from melisma.training.singer_data import ClipFeatures, load_dataset, sample_batch
+from melisma.training.singer_data import ClipFeatures, list_clips, load_dataset, sample_batch
 
 CHECKPOINT_VERSION = 1
 BASE_MODEL = Path(__file__).resolve().parent.parent / "assets" / "models" / "singer-base.melisma"
@@ -344,6 +344,8 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     if len(set(names)) != len(names):
         raise MelismaError(f"two datasets have the same singer name: {names}; use NAME=DIR to name them")
     cfg = replace(cfg, model=replace(cfg.model, n_singers=len(datasets)))
+    for _, folder in datasets:
+        list_clips(folder)  # every dataset must hold audio: fail before anything is written
     enc = content_encoder if content_encoder is not None else _default_component("content", "builtin")
     if vocoder is None:
         try:
