@@ -166,3 +166,16 @@ def test_cli_train_bad_dataset_is_one_line(tmp_path, capsys):
     rc = main(["train", str(tmp_path / "empty"), "-o", str(tmp_path / "v.melisma")])
     assert rc != 0 and "no audio clips" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # nothing written
+
+
+def test_multi_step_samplers_and_packs_without_teacher(tmp_path, pack):
+    voice = conv.load_voice(pack)
+    audio = write_clip_array(0.5, 330.0)
+    for sampler in ("consistency", "teacher"):
+        y, sr = voice.convert(audio, SAMPLE_RATE, steps=3, sampler=sampler, singer="alto:0.5,bass:0.5")
+        assert y.shape == audio.shape and np.isfinite(y).all()
+    student_only = conv.load_voice(tiny_pack(tmp_path / "s.melisma", teacher=False))
+    with pytest.raises(MelismaError, match="no teacher"):
+        student_only.convert(audio, SAMPLE_RATE, steps=2, sampler="teacher")
+    with pytest.raises(MelismaError, match="expects the content encoder"):
+        conv.Voice(voice.pack, StandInVocoder(), StandInVocoder())
