@@ -84,3 +84,30 @@ def test_timed_reports_wall_clock_and_rtf():
     result, seconds = timed(time.sleep, 0.05)
     assert result is None and 0.04 < seconds < 1.0
     assert real_time_factor(1.0, 4.0) == 0.25 and math.isnan(real_time_factor(1.0, 0.0))
+
+
+def test_report_replaces_only_its_own_folder(tmp_path, sine_clip):
+    from melisma.errors import MelismaError
+    from melisma.evaluate.report import write_report
+    from melisma.evaluate.result import ClipDetail
+
+    audio, sr, f0 = sine_clip
+    track = np.full(audio.size // 512 + 1, 220.0, np.float32)
+    result = EvaluationResult(
+        clips=[ClipScores("tone", 2.0, cents_error_mean=3.0)],
+        details=[ClipDetail(converted=(audio, sr), source=(audio, sr), source_f0=track, intended_f0=track,
+                            output_f0=track)],
+    )
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(MelismaError):
+        write_report(result, foreign)
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temporary folder left behind
+    page = write_report(result, tmp_path / "report")
+    assert write_report(result, tmp_path / "report") == page  # an earlier report may be replaced
+    html = page.read_text()
+    assert html.count("<audio") == 2 and "cents_error_mean" in html and "3.000" in html
+    assert (page.parent / "plots" / "000.png").stat().st_size > 5_000
+    assert json.loads((page.parent / "scores.json").read_text())["clips"][0]["clip"] == "tone"
