@@ -62,29 +62,37 @@ def _voiced_energy_frames(cep: np.ndarray) -> np.ndarray:
 def dtw_path(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Align (Ta, D) and (Tb, D) by dynamic time warping (Euclidean, steps (1,0), (0,1), (1,1)).
 
-    Returns the frame indices (ia, ib) of the optimal path, from (0, 0) to (Ta-1, Tb-1).  The cost
-    matrix is filled one anti-diagonal at a time so numpy does the inner loop.
+    Returns the frame indices (ia, ib) of the optimal path, from (0, 0) to (Ta-1, Tb-1).  The table is
+    filled one anti-diagonal at a time (numpy does the inner loop) keeping only two diagonals of
+    accumulated cost and one byte per cell for the step taken, so two 3-minute songs (15k frames each)
+    need ~240 MB, not gigabytes.
     """
     n, m = len(a), len(b)
-    cost = np.sqrt(np.maximum(
-        (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T, 0.0))
-    acc = np.full((n + 1, m + 1), np.inf)
-    acc[0, 0] = 0.0
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    steps = np.zeros((n, m), np.uint8)  # 0: diagonal, 1: from (i-1, j), 2: from (i, j-1)
+    prev2 = np.full(n + 1, np.inf)  # accumulated cost on diagonal k-2, indexed by i (1-based)
+    prev2[0] = 0.0
+    prev = np.full(n + 1, np.inf)  # diagonal k-1
     for k in range(2, n + m + 1):
         i = np.arange(max(1, k - m), min(n, k - 1) + 1)
         j = k - i
-        best = np.minimum(np.minimum(acc[i - 1, j], acc[i, j - 1]), acc[i - 1, j - 1])
-        acc[i, j] = cost[i - 1, j - 1] + best
-    return _backtrack(acc)
+        options = np.stack([prev2[i - 1], prev[i - 1], prev[i]])  # (i-1,j-1), (i-1,j), (i,j-1)
+        choice = np.argmin(options, axis=0)
+        cur = np.full(n + 1, np.inf)
+        cur[i] = options[choice, np.arange(i.size)] + np.linalg.norm(a[i - 1] - b[j - 1], axis=1)
+        steps[i - 1, j - 1] = choice
+        prev2, prev = prev, cur
+    return _backtrack(steps)
 
 
-def _backtrack(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    i, j = acc.shape[0] - 1, acc.shape[1] - 1
-    path = [(i - 1, j - 1)]
-    while (i, j) != (1, 1):
-        steps = ((i - 1, j - 1), (i - 1, j), (i, j - 1))
-        i, j = min(steps, key=lambda s: acc[s])
-        path.append((i - 1, j - 1))
+def _backtrack(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    i, j = steps.shape[0] - 1, steps.shape[1] - 1
+    path = [(i, j)]
+    moves = ((-1, -1), (-1, 0), (0, -1))
+    while (i, j) != (0, 0):
+        di, dj = moves[steps[i, j]]
+        i, j = i + di, j + dj
+        path.append((i, j))
     ia, ib = np.array(path[::-1]).T
     return ia, ib
 
