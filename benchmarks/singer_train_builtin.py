@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--teacher-steps", type=int, default=3000)
     ap.add_argument("--distill-steps", type=int, default=1500)
     ap.add_argument("--voices", nargs="*", default=["festival-slt", "kokoro-jm_kumo", "piper-joe"])
+    ap.add_argument("--content", default="builtin", help="builtin, or dsp-cepstral-v1 when none is shipped")
     ap.add_argument("--no-ship", action="store_true", help="do not copy the results into the package assets")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -37,7 +38,7 @@ def main() -> None:
     folders = sorted(p for p in (args.corpus / "audio").iterdir() if p.is_dir())
     cfg = replace(TrainConfig(), teacher_steps=args.teacher_steps, distill_steps=args.distill_steps,
                   max_minutes=args.max_minutes, from_scratch=True, val_every=200, checkpoint_every=50)
-    base = train_voice([(p.name, p) for p in folders], args.run / "base.melisma", cfg)
+    base = train_voice([(p.name, p) for p in folders], args.run / "base.melisma", cfg, content=args.content)
     if args.no_ship:
         return
     (ASSETS / "models").mkdir(parents=True, exist_ok=True)

@@ -125,3 +125,16 @@ def test_student_one_step_shape_and_distillation_improves(overfit_teacher):
     assert after < 0.9 * before, (before, after)
     two = consistency_sample(ema, ema.condition(*inputs), SMALL.n_mels, 3, torch.Generator().manual_seed(1))
     assert two.shape == (1, SMALL.n_mels, T) and torch.isfinite(two).all()
+
+
+def test_cepstral_content_encoder_grid_and_gain_invariance():
+    from melisma.singer.dsp_content import CepstralContentEncoder
+
+    enc = CepstralContentEncoder()
+    t = torch.arange(44_100) / 44_100
+    torch.manual_seed(0)
+    x = (0.3 * torch.sin(2 * torch.pi * 220 * t) * (1 + 0.5 * torch.sin(2 * torch.pi * 3 * t)))[None]
+    x = x + 0.02 * torch.randn_like(x)  # broadband: no mel bin sits on the log floor
+    c = enc(x)
+    assert c.shape == (1, enc.dim, 44_100 // 512 + 1)
+    assert torch.allclose(enc(0.25 * x), c, atol=1e-2)  # a gain only moves c0, which is left out

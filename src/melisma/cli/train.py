@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long and write the pack")
     p.add_argument("--f0", default="dio", help="pitch extractor (dio, harvest, fcpe, crepe)")
+    p.add_argument("--content", default="builtin",
+                   help="content encoder: builtin (learned, shipped) or dsp-cepstral-v1 (weight-free fallback)")
     p.add_argument("--no-teacher", action="store_true", help="leave the teacher out of the pack (smaller)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     datasets = [parse_dataset_arg(d) for d in args.datasets]
     try:
         train_voice(datasets, args.output, cfg, restart=args.restart, f0_method=args.f0,
-                    keep_teacher=not args.no_teacher)
+                    keep_teacher=not args.no_teacher, content=args.content)
     except KeyboardInterrupt:
         return 130
     return 0

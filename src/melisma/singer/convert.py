@@ -112,6 +112,10 @@ def _default_component(kind: str, identity: str):
     """The shipped content encoder or vocoder whose weights are named ``identity`` (``builtin-v1`` -> builtin)."""
     import re
 
+    if kind == "content" and identity == "dsp-cepstral-v1":
+        from melisma.singer.dsp_content import CepstralContentEncoder
+
+        return CepstralContentEncoder()
     if kind == "content":
         from melisma.content import get_content_encoder as getter
     else:

@@ -335,8 +335,12 @@ def _adapt(base: SingerNet, cfg: SingerConfig) -> SingerNet:
 
 def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg: TrainConfig | None = None, *,
                 content_encoder: torch.nn.Module | None = None, vocoder: torch.nn.Module | None = None,
-                restart: bool = False, f0_method: str = "dio", keep_teacher: bool = True) -> Path:
-    """Train (or resume training) a voice pack for the singers ``datasets`` [(name, folder)]; returns its path."""
+                restart: bool = False, f0_method: str = "dio", keep_teacher: bool = True,
+                content: str = "builtin") -> Path:
+    """Train (or resume training) a voice pack for the singers ``datasets`` [(name, folder)]; returns its path.
+
+    ``content`` names the shipped content encoder to use (``builtin``, or the weight-free ``dsp-cepstral-v1``)
+    unless ``content_encoder`` passes an instance."""
     from melisma.singer.convert import _default_component
 
     cfg = cfg or TrainConfig()
@@ -346,7 +350,7 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     cfg = replace(cfg, model=replace(cfg.model, n_singers=len(datasets)))
     for _, folder in datasets:
         list_clips(folder)  # every dataset must hold audio: fail before anything is written
-    enc = content_encoder if content_encoder is not None else _default_component("content", "builtin")
+    enc = content_encoder if content_encoder is not None else _default_component("content", content)
     if vocoder is None:
         try:
             vocoder = _default_component("vocoder", "builtin")
