@@ -116,6 +116,18 @@ def test_clip_against_itself_scores_similarity_one_and_no_pitch_error(clip):
     assert s.cents_error_mean < 1.0 and s.vuv_agreement == 1.0 and s.f0_correlation > 0.999
 
 
+def test_silent_output_gets_no_similarity(clip):
+    _, audio = clip
+    silent = (np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    s = evaluate_clips([silent], target_embedding=target_embedding_of([(audio, SAMPLE_RATE)]),
+                       metrics=["similarity"]).clips[0]
+    assert np.isnan(s.target_similarity)
+    from melisma.errors import AudioInputError
+
+    with pytest.raises(AudioInputError):
+        target_embedding_of([silent])
+
+
 def test_two_voices_score_clearly_lower_than_two_clips_of_one_voice(clips):
     # Pairs always join a voice's first clip with a second clip (corpus: speech with sung), so the
     # same-voice and different-voice pairs differ only in the voice, not in speech vs singing.

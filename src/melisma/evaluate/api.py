@@ -17,7 +17,7 @@ import numpy as np
 from melisma import __version__
 from melisma.audio.constants import SAMPLE_RATE
 from melisma.audio.io import load_audio
-from melisma.errors import MelismaError
+from melisma.errors import AudioInputError, MelismaError
 from melisma.evaluate.pitch import DEFAULT_JUDGE, extract_f0, intended_f0, pitch_scores
 from melisma.evaluate.result import ClipDetail, ClipScores, EvaluationResult
 from melisma.evaluate.speed import real_time_factor
@@ -161,7 +161,11 @@ def target_embedding_of(target_refs: Sequence[ClipInput]) -> np.ndarray:
     """(256,) unit-norm centroid of the Resemblyzer embeddings of the target voice's reference clips."""
     from melisma.evaluate.similarity import centroid, speaker_embedding
 
-    return centroid([speaker_embedding(load_clip(r), SAMPLE_RATE) for r in target_refs])
+    embs = [speaker_embedding(load_clip(r), SAMPLE_RATE) for r in target_refs]
+    for ref, emb in zip(target_refs, embs, strict=True):
+        if np.isnan(emb).any():
+            raise AudioInputError(f"{clip_name(ref, 0)}: target reference is silent")
+    return centroid(embs)
 
 
 def _evaluate_one(

@@ -14,7 +14,9 @@ import numpy as np
 from melisma.evaluate._deps import require
 from melisma.evaluate.resample import JUDGE_RATE, to_16k
 
-MIN_VOICED_SECONDS = 0.3  # Resemblyzer needs at least a few partial windows of speech
+MIN_VOICED_SECONDS = 0.3
+SILENCE_PEAK = 1e-4  # peak below -80 dBFS: nothing to embed
+EMBEDDING_DIM = 256  # Resemblyzer needs at least a few partial windows of speech
 
 
 @lru_cache(maxsize=1)
@@ -27,10 +29,13 @@ def speaker_embedding(audio: np.ndarray, sr: int) -> np.ndarray:
     """(n,) mono at ``sr`` -> (256,) float32 unit-norm speaker embedding.
 
     Long silences are trimmed by Resemblyzer's VAD first; if that leaves too little, the untrimmed
-    clip is embedded instead so a quiet or sung clip still gets a vector.
+    clip is embedded instead so a quiet or sung clip still gets a vector.  A silent clip has no voice:
+    its embedding is all NaN, so every similarity to it is NaN (null in JSON), never a flattering number.
     """
     resemblyzer = require("resemblyzer")
     x = to_16k(audio, sr).astype(np.float64)
+    if x.size == 0 or np.max(np.abs(x)) < SILENCE_PEAK:
+        return np.full(EMBEDDING_DIM, np.nan, np.float32)
     wav = resemblyzer.preprocess_wav(x)
     if wav.size < MIN_VOICED_SECONDS * JUDGE_RATE:
         wav = x
