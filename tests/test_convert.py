@@ -179,3 +179,16 @@ def test_multi_step_samplers_and_packs_without_teacher(tmp_path, pack):
         student_only.convert(audio, SAMPLE_RATE, steps=2, sampler="teacher")
     with pytest.raises(MelismaError, match="expects the content encoder"):
         conv.Voice(voice.pack, StandInVocoder(), StandInVocoder())
+
+
+def test_builtin_voices_are_singers_of_the_base_pack(tmp_path, monkeypatch):
+    monkeypatch.setattr(conv, "BASE_PACK", tiny_pack(tmp_path / "base.melisma"))
+    monkeypatch.setattr(conv, "BUILTIN_VOICES", tmp_path / "voices")
+    assert conv.builtin_voices() == ["alto", "bass"]
+    voice = conv.load_voice("bass")
+    assert voice.default_singer == "bass"
+    audio = write_clip_array(0.5, 220.0)
+    np.testing.assert_allclose(voice.convert(audio, SAMPLE_RATE)[0], voice.convert(audio, SAMPLE_RATE,
+                                                                                   singer="bass")[0])
+    with pytest.raises(MelismaError, match="built-in: alto, bass"):
+        conv.load_voice("tenor")

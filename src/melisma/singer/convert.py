@@ -21,9 +21,11 @@ from melisma.singer.chunking import convert_in_chunks, plan_cuts
 from melisma.singer.consistency import consistency_sample
 from melisma.singer.edm import edm_sample
 from melisma.singer.model import denormalise_mel
-from melisma.singer.voicepack import PACK_SUFFIX, VoicePack, VoicePackError, load_pack
+from melisma.singer.voicepack import PACK_SUFFIX, VoicePack, VoicePackError, load_pack, read_header
 
-BUILTIN_VOICES = Path(__file__).resolve().parent.parent / "assets" / "voices"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+BUILTIN_VOICES = ASSETS / "voices"  # single-file voice packs shipped with melisma
+BASE_PACK = ASSETS / "models" / "singer-base.melisma"  # the base multi-singer model; each singer is a built-in voice
 MAX_TRANSPOSE = 36.0
 PITCH_ANALYSIS_RATE = 16_000  # Hz, F0 analysis rate (see extract_f0)
 
@@ -42,18 +44,23 @@ class ConvertOptions:
 
 
 def builtin_voices() -> list[str]:
-    """Names of the voice packs shipped with melisma."""
-    return sorted(p.stem for p in BUILTIN_VOICES.glob(f"*{PACK_SUFFIX}"))
+    """Names of the voices shipped with melisma: pack files in assets/voices and the singers of the base pack."""
+    names = {p.stem for p in BUILTIN_VOICES.glob(f"*{PACK_SUFFIX}")}
+    if BASE_PACK.is_file():
+        names.update(read_header(BASE_PACK)["singers"])
+    return sorted(names)
 
 
-def resolve_voice(voice: str | os.PathLike) -> Path:
-    """A pack path, or the built-in pack of that name."""
+def resolve_voice(voice: str | os.PathLike) -> tuple[Path, str | None]:
+    """A pack path, a built-in pack of that name, or a singer of the shipped base pack -> (pack, default singer)."""
     p = Path(voice)
     if p.is_file():
-        return p
+        return p, None
     builtin = BUILTIN_VOICES / f"{voice}{PACK_SUFFIX}"
     if builtin.is_file():
-        return builtin
+        return builtin, None
+    if BASE_PACK.is_file() and str(voice) in read_header(BASE_PACK)["singers"]:
+        return BASE_PACK, str(voice)
     names = ", ".join(builtin_voices()) or "none installed"
     raise VoicePackError(f"{voice}: no such voice pack file or built-in voice (built-in: {names})")
 
@@ -127,7 +134,7 @@ class Voice:
     """A voice pack ready to convert: singer model + content encoder + vocoder (inference only, CPU)."""
 
     def __init__(self, pack: VoicePack, content_encoder: torch.nn.Module, vocoder: torch.nn.Module,
-                 f0_method: str = "dio"):
+                 f0_method: str = "dio", default_singer: str | None = None):
         for role, comp, want in (("content encoder", content_encoder, pack.content_encoder),
                                  ("vocoder", vocoder, pack.vocoder)):
             have = getattr(comp, "identity", None)
@@ -139,6 +146,9 @@ class Voice:
         self.content_encoder = content_encoder.eval()
         self.vocoder = vocoder.eval()
         self.f0_method = f0_method
+        if default_singer is not None and default_singer not in pack.singers:
+            raise VoicePackError(f"singer {default_singer!r} is not in this voice pack")
+        self.default_singer = default_singer  # used when convert() is given no singer
 
     @property
     def singers(self) -> list[str]:
@@ -206,7 +216,7 @@ class Voice:
         _check_options(transpose, steps, sampler, max_chunk_s)
         opts = ConvertOptions(transpose, auto_transpose, steps, sampler, singer, max_chunk_s, seed)
         x = _to_project_rate(audio, sr)
-        weights = parse_singer_mix(singer, self.singers)
+        weights = parse_singer_mix(singer if singer else self.default_singer, self.singers)
         f0_full = self.model_f0(x, transpose, auto_transpose, weights, f0)
         gen = torch.Generator().manual_seed(seed)
 
@@ -260,7 +270,8 @@ def load_voice(voice: str | os.PathLike, *, content_encoder: torch.nn.Module | N
 
     Pass ``content_encoder``/``vocoder`` to use instances of your own (their ``identity`` must match the pack).
     """
-    pack = load_pack(resolve_voice(voice))
+    path, default_singer = resolve_voice(voice)
+    pack = load_pack(path)
     enc = content_encoder if content_encoder is not None else _default_component("content", pack.content_encoder)
     voc = vocoder if vocoder is not None else _default_component("vocoder", pack.vocoder)
-    return Voice(pack, enc, voc, f0)
+    return Voice(pack, enc, voc, f0, default_singer)

@@ -21,13 +21,14 @@ import torch
 from melisma.errors import MelismaError
 from melisma.progress import say
 from melisma.singer.consistency import consistency_sample, distillation_loss, ema_update
+from melisma.singer.convert import BASE_PACK
 from melisma.singer.edm import edm_loss
 from melisma.singer.model import SingerConfig, SingerNet, denormalise_mel
 from melisma.singer.voicepack import SingerStats, VoicePack, load_pack, save_pack
 from melisma.training.singer_data import ClipFeatures, list_clips, load_dataset, sample_batch
 
 CHECKPOINT_VERSION = 1
-BASE_MODEL = Path(__file__).resolve().parent.parent / "assets" / "models" / "singer-base.melisma"
+BASE_MODEL = BASE_PACK  # fine-tuning starts from the shipped base multi-singer pack
 
 
 @dataclass(frozen=True)
