@@ -65,6 +65,8 @@ def parse_voice(voice_id: str) -> VoiceSpec:
         return VoiceSpec(voice_id, backend, name)
     from melisma.corpus.backends.kokoro import VOICES
 
+    parents: tuple[str, ...]
+    weights: tuple[float, ...]
     if "+" in name:
         a, _, rest = name.partition("+")
         b, _, w = rest.partition("@")
