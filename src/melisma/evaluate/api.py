@@ -102,7 +102,7 @@ def evaluate_clips(
     if not converted:
         raise MelismaError("no converted clips to evaluate")
     n = len(converted)
-    per = {
+    per: dict[str, list[Any]] = {
         "source": _per_clip(sources, n, "sources"),
         "f0": _per_clip(reference_f0, n, "reference F0 files"),
         "parallel": _per_clip(parallel_refs, n, "parallel references"),
