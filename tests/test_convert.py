@@ -192,3 +192,14 @@ def test_builtin_voices_are_singers_of_the_base_pack(tmp_path, monkeypatch):
                                                                                    singer="bass")[0])
     with pytest.raises(MelismaError, match="built-in: alto, bass"):
         conv.load_voice("tenor")
+
+
+def test_cli_converts_a_folder(tmp_path, pack, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.wav", "b.flac"):
+        write_clip(src / name, 0.5)
+    (src / "notes.txt").write_text("not audio")
+    rc = main(["-q", "convert", str(src), "-v", str(pack), "-o", str(tmp_path / "out"), "--format", "flac"])
+    assert rc == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.flac", "b.flac"]
