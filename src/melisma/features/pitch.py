@@ -7,14 +7,16 @@ another rate ``sr`` gives the frame count of the same duration at SAMPLE_RATE
 
 Methods (``get_pitch_extractor(name, **opts)``; names in ``PITCH_METHODS``):
 
-=========  ==========================================================  ======================
-name       what                                                        cost on a 2-core CPU
-=========  ==========================================================  ======================
-dio        WORLD DIO + StoneMask refinement (pyworld)                  ~0.01 s per s of audio
-harvest    WORLD Harvest + StoneMask (pyworld); robust, slow           ~0.2 s per s
-fcpe       torchfcpe's bundled FCPE network (16 kHz mel, 100 fps)      ~0.03 s per s
-crepe      torchcrepe's bundled CREPE, ``model="tiny"`` or ``"full"``   tiny ~0.2, full ~5 s per s
-=========  ==========================================================  ======================
+=========  ==========================================================  =========================
+name       what                                                        s per s of audio (1 thread)
+=========  ==========================================================  =========================
+dio        WORLD DIO + StoneMask refinement (pyworld)                  ~0.1
+harvest    WORLD Harvest + StoneMask (pyworld); robust voicing, slow   ~0.5
+fcpe       torchfcpe's bundled FCPE network (16 kHz mel, 100 fps)      ~0.1 (most accurate)
+crepe      torchcrepe's bundled CREPE, ``model="tiny"`` or ``"full"``   tiny ~0.5, full ~10
+=========  ==========================================================  =========================
+
+(Measured by ``benchmarks/pitch_accuracy.py`` on the busy 2-core development machine.)
 
 Each raw track goes through the same post-processing (``melisma.features.postprocess.clean_f0``):
 F0_MIN..F0_MAX range, removal of voiced blips, octave-jump correction, median filter of log-F0
