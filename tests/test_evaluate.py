@@ -211,7 +211,7 @@ def test_cli_writes_versioned_json_and_report(clips, tmp_path):
     assert clip_scores["rtf"] == pytest.approx(0.5 / clip_scores["duration_s"], rel=1e-6)
     assert set(data["aggregate"]["target_similarity"]) == {"mean", "median", "worst", "n"}
     page = (rep / "index.html").read_text()
-    assert page.count("<audio") == 2 and (rep / "plots" / "000.png").stat().st_size > 10_000
+    assert page.count("<audio") == 3 and (rep / "audio" / f"target_00{pb[1].suffix}").exists() and (rep / "plots" / "000.png").stat().st_size > 10_000
     assert (rep / "audio" / "000_output.wav").exists() and (rep / "audio" / "000_source.flac").exists() or \
         (rep / "audio" / "000_source.wav").exists()
 

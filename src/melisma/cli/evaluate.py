@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report is not None:
         from melisma.evaluate.report import write_report
 
-        say(f"report: {write_report(result, args.report)}")
+        say(f"report: {write_report(result, args.report, args.target_ref)}")
     if args.json is not None:
         say(f"scores: {result.save(args.json)}")
     _print_summary(result)

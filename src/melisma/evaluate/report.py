@@ -11,6 +11,7 @@ import html
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from melisma.audio.constants import SAMPLE_RATE
@@ -28,8 +29,13 @@ SCORE_FIELDS = [
 ]
 
 
-def write_report(result: EvaluationResult, out_dir: str | os.PathLike) -> Path:
-    """Write ``out_dir``/index.html with plots and players; ``result`` needs ``keep_details=True``."""
+def write_report(
+    result: EvaluationResult, out_dir: str | os.PathLike, target_refs: Sequence[ClipInput] = ()
+) -> Path:
+    """Write ``out_dir``/index.html with plots and players; ``result`` needs ``keep_details=True``.
+
+    ``target_refs`` (the target voice's reference clips) get players at the top, to compare by ear.
+    """
     dest = Path(out_dir)
     if len(result.details) != len(result.clips):
         raise MelismaError("the report needs per-clip details: evaluate with keep_details=True")
@@ -39,7 +45,8 @@ def write_report(result: EvaluationResult, out_dir: str | os.PathLike) -> Path:
     try:
         pairs = zip(result.clips, result.details, strict=True)
         sections = [_clip_section(tmp, i, s, d) for i, (s, d) in enumerate(pairs)]
-        (tmp / "index.html").write_text(_page(result, sections), encoding="utf-8")
+        refs = [_copy_audio(tmp, f"target_{i:02d}", ref) for i, ref in enumerate(target_refs)]
+        (tmp / "index.html").write_text(_page(result, sections, refs), encoding="utf-8")
         (tmp / "scores.json").write_text(result.to_json() + "\n", encoding="utf-8")
         if dest.exists():
             shutil.rmtree(dest)
@@ -94,7 +101,7 @@ def _clip_section(folder: Path, index: int, scores: ClipScores, detail: ClipDeta
     )
 
 
-def _page(result: EvaluationResult, sections: list[str]) -> str:
+def _page(result: EvaluationResult, sections: list[str], refs: list[str]) -> str:
     agg = result.aggregate
     agg_rows = [[k, _fmt(a.mean), _fmt(a.median), _fmt(a.worst), str(a.n)] for k, a in agg.items()]
     settings = ", ".join(f"{k}: {html.escape(str(v))}" for k, v in result.settings.items())
@@ -106,9 +113,16 @@ def _page(result: EvaluationResult, sections: list[str]) -> str:
     return (
         f"<!DOCTYPE html><html><head><meta charset=\"utf-8\">{MARKER}<title>melisma evaluation</title>"
         f"<style>{style}</style></head><body><h1>melisma evaluation</h1>"
-        f"<p>{len(result.clips)} clip(s). {settings}</p><h2>Summary</h2>"
+        f"<p>{len(result.clips)} clip(s). {settings}</p>{_ref_players(refs)}<h2>Summary</h2>"
         f"{_table(['metric', 'mean', 'median', 'worst', 'n'], agg_rows)}{''.join(sections)}</body></html>\n"
     )
+
+
+def _ref_players(refs: list[str]) -> str:
+    if not refs:
+        return ""
+    players = "".join(f'<audio controls preload="none" src="{html.escape(r)}"></audio>' for r in refs)
+    return f"<h2>Target voice</h2><div class=\"players\">{players}</div>"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
