@@ -111,12 +111,13 @@ class CrepeExtractor(PitchExtractor):
     name = "crepe"
 
     def __init__(self, model: str = "tiny", threshold: float = 0.3, silence_db: float = -60.0,
-                 batch_frames: int = 512, **common: Any) -> None:
+                 batch_frames: int | None = None, **common: Any) -> None:
         super().__init__(**common)
         if model not in CAPACITY:
             raise MelismaError(f"crepe model must be one of {', '.join(CAPACITY)}, got {model!r}")
         self.model, self.threshold, self.silence_db = model, float(threshold), float(silence_db)
-        self.batch_frames = int(batch_frames)
+        # full: the first layer alone holds 1024 x 256 floats per frame (1 MB), so batches stay small
+        self.batch_frames = int(batch_frames or (512 if model == "tiny" else 64))
         load_crepe(model)
 
     def settings(self) -> dict[str, Any]:
