@@ -36,7 +36,8 @@ def pesq_wb(ref: np.ndarray, out: np.ndarray) -> float:
 def dnsmos_ovrl(x: np.ndarray) -> float:
     from speechmos import dnsmos
 
-    return float(dnsmos.run(soxr.resample(x, SAMPLE_RATE, 16000).astype(np.float32), 16000)["ovrl_mos"])
+    x16 = np.clip(soxr.resample(x, SAMPLE_RATE, 16000), -1.0, 1.0).astype(np.float32)
+    return float(dnsmos.run(x16, 16000)["ovrl_mos"])
 
 
 def f0_cents(f0_in: np.ndarray, out: np.ndarray) -> float:

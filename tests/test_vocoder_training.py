@@ -39,3 +39,12 @@ def test_overfit_reduces_loss(tmp_path, sine_clip):
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_foundation_cli_bad_corpus_writes_nothing(tmp_path, capsys):
+    from melisma.cli import main
+
+    out = tmp_path / "run"
+    assert main(["foundation", "vocoder", "--corpus", str(tmp_path / "nowhere"), "-o", str(out)]) != 0
+    assert "no corpus.json" in capsys.readouterr().err
+    assert not out.exists()

@@ -164,11 +164,11 @@ def train_vocoder(
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     train = load_clips(corpus_dirs)
     heldout = load_clips(heldout_dirs) if heldout_dirs else train[:4]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     log(f"loaded {len(train)} train clips ({sum(c.audio.numel() for c in train) / SAMPLE_RATE / 60:.1f} min), "
         f"{len(heldout)} held-out, {time.time() - t0:.0f} s")
     model = BuiltinVocoder(cfg)
