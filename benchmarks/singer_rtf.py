@@ -2,7 +2,7 @@
 
     python benchmarks/singer_rtf.py [--pack VOICE.melisma] [--seconds 30] [--threads 1] [--steps 1]
 
-Without --pack, a randomly initialised pack of the default size is used (speed does not depend on the weights).
+Without --pack: the shipped base pack, else a random pack of the default size (speed does not depend on weights).
 Prints the figures and writes data/benchmarks/singer_rtf.json.
 """
 
@@ -46,14 +46,20 @@ def main() -> None:
     ap.add_argument("--out", default="data/benchmarks/singer_rtf.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from melisma.content import get_content_encoder
-    from melisma.singer.convert import extract_f0, load_voice
-    from melisma.vocoder import get_vocoder
+    from melisma.singer.convert import BASE_PACK, extract_f0, load_voice
 
-    enc, voc = get_content_encoder("builtin"), get_vocoder("builtin")
-    pack = Path(args.pack) if args.pack else random_pack(Path("data/benchmarks/_rtf_pack.melisma"), enc.identity,
-                                                          enc.dim, voc.identity)
-    voice = load_voice(pack, content_encoder=enc, vocoder=voc)
+    if args.pack:
+        pack = Path(args.pack)
+    elif BASE_PACK.is_file():
+        pack = BASE_PACK
+    else:
+        from melisma.content import get_content_encoder
+        from melisma.vocoder import get_vocoder
+
+        enc, voc = get_content_encoder("builtin"), get_vocoder("builtin")
+        pack = random_pack(Path("data/benchmarks/_rtf_pack.melisma"), enc.identity, enc.dim, voc.identity)
+    voice = load_voice(pack)
+    enc, voc = voice.content_encoder, voice.vocoder
     audio = sung_clip(args.seconds)
     voice.convert(audio[: SAMPLE_RATE * 2], SAMPLE_RATE)  # warm-up
     t0 = time.perf_counter()
