@@ -162,7 +162,7 @@ class ContentTrainer(nn.Module):
         super().__init__()
         self.encoder = BuiltinNet(enc_cfg or BuiltinConfig())
         self.speaker = SpeakerEncoder()
-        self.decoder = Decoder(enc_cfg.dim)
+        self.decoder = Decoder(self.encoder.cfg.dim)
 
     def losses(self, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> dict[str, torch.Tensor]:
         za, content, idx, vq_a = self.encoder.encode(batch["view_a"])

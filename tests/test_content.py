@@ -1,0 +1,139 @@
+"""Builtin content encoder: shipped weights, frame grid, perturbations, and that training learns."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from melisma.content import get_content_encoder
+from melisma.content.builtin import (
+    BuiltinConfig,
+    BuiltinContentEncoder,
+    BuiltinNet,
+    default_weights_path,
+    save_builtin,
+)
+from melisma.content.perturb import perturb_magnitude, random_eq, world_shift
+from melisma.errors import MelismaError
+from melisma.features.mel import log_mel, magnitude_stft
+
+
+def _centroid_hz(audio: np.ndarray, sr: int = 44100) -> float:
+    spec = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    freqs = np.fft.rfftfreq(len(audio), 1 / sr)
+    return float((spec * freqs).sum() / spec.sum())
+
+
+@pytest.fixture
+def speech_clip(tmp_path, sine_clip):
+    """A short espeak-ng utterance at 44.1 kHz when espeak-ng is installed, else the sung tone."""
+    if shutil.which("espeak-ng") is None:
+        return sine_clip[0]
+    wav = tmp_path / "s.wav"
+    subprocess.run(["espeak-ng", "-w", str(wav), "a melody for the content test"], check=True)
+    import soxr
+
+    x, sr = sf.read(wav, dtype="float32")
+    return soxr.resample(x, sr, 44100).astype(np.float32)
+
+
+def test_shipped_weights_load_strictly_and_respect_the_grid(speech_clip):
+    enc = get_content_encoder("builtin")
+    assert isinstance(enc, BuiltinContentEncoder) and enc.dim == 256
+    for n in (len(speech_clip), len(speech_clip) - 301):
+        out = enc(torch.from_numpy(speech_clip[:n]))
+        assert out.shape == (1, 256, n // 512 + 1) and torch.isfinite(out).all()
+    codes = enc.codes(torch.from_numpy(speech_clip))
+    assert len(codes.unique()) >= 5  # speech is not one code
+
+
+def test_strict_loading_refuses_wrong_weights(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(default_weights_path()), framework="pt") as f:
+        meta, state = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    state.pop(sorted(state)[0])
+    save_file(state, str(tmp_path / "cut.safetensors"), metadata=meta)
+    with pytest.raises(MelismaError, match="do not match"):
+        BuiltinContentEncoder.load(tmp_path / "cut.safetensors")
+    with pytest.raises(MelismaError, match="not found"):
+        BuiltinContentEncoder.load(tmp_path / "none.safetensors")
+
+
+def test_chunked_output_matches_with_lookahead(speech_clip):
+    """Frames far enough from a chunk's end do not depend on the audio after it (realtime mode)."""
+    enc = get_content_encoder("builtin")
+    mel = log_mel(speech_clip)
+    with torch.no_grad():
+        full = enc.net.encode(mel)[1]
+        cut = mel.shape[-1] // 2
+        part = enc.net.encode(mel[..., :cut])[1]
+    keep = cut - enc.net.receptive_future
+    assert torch.allclose(full[..., :keep], part[..., :keep], atol=1e-4)
+
+
+def test_world_shift_moves_the_spectrum_and_keeps_duration(speech_clip):
+    x = speech_clip
+    up = world_shift(x, pitch_ratio=1.4, formant_ratio=1.25)
+    assert len(up) == len(x) and np.abs(up).max() > 0.01
+    assert _centroid_hz(up) > 1.1 * _centroid_hz(world_shift(x))
+    eq = random_eq(x, np.random.default_rng(1))
+    assert len(eq) == len(x) and np.abs(eq - x).mean() > 0.01 * np.abs(x).mean()
+
+
+def test_spectral_perturbation_shifts_and_keeps_frames(sine_clip):
+    audio = torch.from_numpy(sine_clip[0])[None]
+    mag = magnitude_stft(audio)
+    out = perturb_magnitude(mag.repeat(4, 1, 1), gen=torch.Generator().manual_seed(0))
+    assert out.shape == (4, *mag.shape[1:]) and torch.isfinite(out).all()
+    peak = mag[0].mean(-1).argmax()
+    peaks = out.mean(-1).argmax(-1)
+    assert (peaks != peak).sum() >= 3  # the 220 Hz fundamental moved in most copies
+
+
+def test_a_few_training_steps_reduce_the_loss(tmp_path, sine_clip):
+    from melisma.training.content import ClipBank, ContentTrainer, TrainConfig, make_batch
+    from melisma.training.content_data import load_corpus
+
+    base = sine_clip[0]
+    rows = []
+    for v, tilt in enumerate((0.5, 2.0)):
+        for k in range(2):
+            x = np.roll(base, 4000 * k) * np.hanning(len(base)) ** (0.1 * (k + 1))
+            x = np.convolve(x, np.exp(-np.arange(40) / (10 * tilt)), mode="same").astype(np.float32)
+            sf.write(tmp_path / f"{v}{k}.flac", x / np.abs(x).max() * 0.5, 44100)
+            rows.append({"path": f"{v}{k}.flac", "voice": f"v{v}"})
+    (tmp_path / "corpus.json").write_text(json.dumps(rows))
+    cfg = TrainConfig(batch=4, crop_frames=48, nce_frames=96)
+    bank = ClipBank(load_corpus(tmp_path), cfg.crop_frames)
+    torch.manual_seed(0)
+    model = ContentTrainer(BuiltinConfig(channels=64, n_blocks=2, n_codes=32))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch = make_batch(bank, cfg, random.Random(0))
+    total, recon = [], []
+    for _ in range(15):
+        terms = model.losses(batch, cfg)
+        opt.zero_grad()
+        terms["total"].backward()
+        opt.step()
+        total.append(terms["total"].item())
+        recon.append(terms["recon"].item())
+    assert recon[-1] < 0.5 * recon[0] and total[-1] < total[0]
+    save_builtin(model.encoder, tmp_path / "w.safetensors")
+    assert BuiltinContentEncoder.load(tmp_path / "w.safetensors").net.cfg.channels == 64
+
+
+def test_unknown_encoder_name():
+    with pytest.raises(MelismaError, match="unknown content encoder"):
+        get_content_encoder("wavlm")
+    from melisma.training.content import ContentTrainer
+
+    assert isinstance(ContentTrainer().encoder, BuiltinNet)  # the recipe's default model builds
