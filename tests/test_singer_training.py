@@ -28,7 +28,7 @@ def dataset(tmp_path):
 def test_train_interrupt_resume_and_pack(tmp_path, dataset, monkeypatch):
     torch.set_num_threads(1)
     cfg = TrainConfig(teacher_steps=6, distill_steps=4, batch_size=2, segment_frames=16, val_every=3,
-                      checkpoint_every=2, log_every=2, pitch_shifts=(2.0,), model=TINY)
+                      checkpoint_every=2, log_every=2, pitch_shifts=(2.0,), from_scratch=True, model=TINY)
     kwargs = dict(content_encoder=StandInEncoder(), vocoder=StandInVocoder())
     out = tmp_path / "voice.melisma"
     real_step = training.Trainer.train_step
@@ -56,3 +56,20 @@ def test_train_interrupt_resume_and_pack(tmp_path, dataset, monkeypatch):
     assert any("val_mel_l1" in r for r in log) and any(r["phase"] == "distill" for r in log)
     with pytest.raises(Exception, match="other settings"):
         train_voice([("alto", dataset)], out, TrainConfig(**{**cfg.__dict__, "batch_size": 3}), **kwargs)
+
+
+def test_fine_tune_starts_from_the_base_pack(tmp_path, dataset, monkeypatch):
+    from singer_standins import tiny_pack
+
+    torch.set_num_threads(1)
+    base = tiny_pack(tmp_path / "base.melisma")
+    monkeypatch.setattr(training, "BASE_MODEL", base)
+    cfg = TrainConfig(teacher_steps=0, distill_steps=0, batch_size=2, segment_frames=16, pitch_shifts=(), model=TINY)
+    out = train_voice([("alto", dataset)], tmp_path / "v.melisma", cfg, content_encoder=StandInEncoder(),
+                      vocoder=StandInVocoder())
+    pack, ref = load_pack(out), load_pack(base)
+    assert pack.info["from_base"] and pack.singers == ["alto"]
+    # the new singer starts at the base singers' mean voice; the rest is the base model
+    mean = ref.student["encoder.singer.weight"].mean(0)
+    assert torch.allclose(pack.student["encoder.singer.weight"][0], mean.half().float(), atol=1e-3)
+    assert torch.equal(pack.student["denoiser.head.weight"], ref.student["denoiser.head.weight"])

@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long and write the pack")
     p.add_argument("--f0", default="dio", help="pitch extractor (dio, harvest, fcpe, crepe)")
-    p.add_argument("--content", default="builtin",
-                   help="content encoder: builtin (learned, shipped) or dsp-cepstral-v1 (weight-free fallback)")
+    p.add_argument("--content", default=None,
+                   help="content encoder: builtin (learned) or dsp-cepstral-v1 (weight-free); default: the one the "
+                        "base model expects")
     p.add_argument("--no-teacher", action="store_true", help="leave the teacher out of the pack (smaller)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)

@@ -24,7 +24,7 @@ from melisma.singer.consistency import consistency_sample, distillation_loss, em
 from melisma.singer.convert import BASE_PACK
 from melisma.singer.edm import edm_loss
 from melisma.singer.model import SingerConfig, SingerNet, denormalise_mel
-from melisma.singer.voicepack import SingerStats, VoicePack, load_pack, save_pack
+from melisma.singer.voicepack import SingerStats, VoicePack, load_pack, read_header, save_pack
 from melisma.training.singer_data import ClipFeatures, list_clips, load_dataset, sample_batch
 
 CHECKPOINT_VERSION = 1
@@ -337,11 +337,11 @@ def _adapt(base: SingerNet, cfg: SingerConfig) -> SingerNet:
 def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg: TrainConfig | None = None, *,
                 content_encoder: torch.nn.Module | None = None, vocoder: torch.nn.Module | None = None,
                 restart: bool = False, f0_method: str = "dio", keep_teacher: bool = True,
-                content: str = "builtin") -> Path:
+                content: str | None = None) -> Path:
     """Train (or resume training) a voice pack for the singers ``datasets`` [(name, folder)]; returns its path.
 
-    ``content`` names the shipped content encoder to use (``builtin``, or the weight-free ``dsp-cepstral-v1``)
-    unless ``content_encoder`` passes an instance."""
+    ``content`` names the content encoder (``builtin``, or the weight-free ``dsp-cepstral-v1``); by default the
+    one the base pack expects when fine-tuning, else ``builtin``. ``content_encoder`` passes an instance instead."""
     from melisma.singer.convert import _default_component
 
     cfg = cfg or TrainConfig()
@@ -351,6 +351,9 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     cfg = replace(cfg, model=replace(cfg.model, n_singers=len(datasets)))
     for _, folder in datasets:
         list_clips(folder)  # every dataset must hold audio: fail before anything is written
+    if content is None:
+        fine_tune = not cfg.from_scratch and BASE_MODEL.is_file()
+        content = read_header(BASE_MODEL)["content_encoder"] if fine_tune else "builtin"
     enc = content_encoder if content_encoder is not None else _default_component("content", content)
     if vocoder is None:
         try:
