@@ -1,8 +1,8 @@
-"""The demo job behind ``melisma demo``: bundled song in, converted (or prepared) audio out."""
+"""The demo job behind ``melisma demo``: the bundled demo vocal converted into a built-in voice."""
 
 from __future__ import annotations
 
-import json
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -11,46 +11,38 @@ from melisma.progress import say
 
 
 def demo_dir() -> Path:
-    """Folder of the bundled demo song (``song.*``, ``vocal.*`` and ``demo.json``)."""
+    """Folder of the bundled demo song (``demo-song``, ``demo-vocal``, ``demo-accompaniment``, ``demo.json``)."""
     return Path(str(resources.files("melisma") / "assets" / "demo"))
 
 
-def _find(stem: str) -> Path:
+def demo_clip(name: str) -> Path:
+    """Path of the bundled ``demo-<name>`` audio (``song``, ``vocal`` or ``accompaniment``)."""
     for suffix in (".ogg", ".flac", ".wav"):
-        p = demo_dir() / f"{stem}{suffix}"
+        p = demo_dir() / f"demo-{name}{suffix}"
         if p.exists():
             return p
-    raise MelismaError(f"the bundled demo '{stem}' audio is missing from {demo_dir()}; reinstall melisma")
+    raise MelismaError(f"the bundled demo '{name}' audio is missing from {demo_dir()}; reinstall melisma")
 
 
-def run_demo(output: Path, voice: str | None = None) -> str:
-    """Run the demo into ``output``; returns a one-paragraph summary of what was written."""
-    output = Path(output)
-    voices = _builtin_voices()
-    if voices:
-        return _convert_demo(output, voice or voices[0])
-    say("melisma demo: no singer voice is shipped yet, so the demo runs the preparation pipeline on the "
-        "bundled song (separate, slice, normalise, check quality) instead of a conversion.")
-    from melisma.prepare.pipeline import prepare_dataset
+def run_demo(output: Path, voice: str | None = None, transpose: float | None = None) -> str:
+    """Convert the bundled demo vocal into ``voice`` (default: the first built-in) under ``output``.
 
-    summary = prepare_dataset([_find("song")], output / "dataset")
-    return json.dumps(summary, indent=2, default=str) if not isinstance(summary, str) else summary
-
-
-def _builtin_voices() -> list[str]:
-    try:
-        from melisma.singer.voicepack import builtin_voice_names
-    except ImportError:
-        return []
-    return list(builtin_voice_names())
-
-
-def _convert_demo(output: Path, voice_name: str) -> str:
+    Without ``transpose`` the singer's range is matched automatically. Returns a one-line summary.
+    """
     from melisma.audio.io import load_audio, save_audio
-    from melisma.singer.convert import load_voice
+    from melisma.singer.convert import builtin_voices, load_voice
 
-    voice = load_voice(voice_name)
-    audio, sr = load_audio(_find("vocal"))
-    converted, out_sr = voice.convert(audio, sr)
-    out = save_audio(output / f"demo-{voice_name}.wav", converted, out_sr)
-    return f"converted the bundled demo vocal into the built-in voice '{voice_name}': {out}"
+    names = builtin_voices()
+    if not names:
+        raise MelismaError("no built-in voice is installed; reinstall melisma")
+    name = voice or names[0]
+    say(f"melisma demo: converting the bundled demo vocal into the built-in voice '{name}'")
+    loaded = load_voice(name)
+    audio, sr = load_audio(demo_clip("vocal"))
+    start = time.perf_counter()
+    converted, out_sr = loaded.convert(audio, sr, transpose=transpose or 0.0, auto_transpose=transpose is None)
+    took = time.perf_counter() - start
+    out = save_audio(Path(output) / f"demo-{name}.wav", converted, out_sr)
+    seconds = len(audio) / sr
+    return (f"wrote {out} ({seconds:.1f} s of audio converted in {took:.1f} s, "
+            f"real-time factor {took / seconds:.3f})")

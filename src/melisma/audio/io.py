@@ -7,7 +7,6 @@ Decoding goes through libsndfile (soundfile: wav, flac, ogg, mp3, aiff...).  Eve
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from melisma.atomic import atomic_path
 from melisma.audio.constants import SAMPLE_RATE
 from melisma.errors import AudioInputError
 
@@ -110,21 +110,14 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, sub
     The format follows the suffix (.wav, .flac, .ogg, .mp3).  A failed write leaves nothing behind.
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     fmt = p.suffix.lstrip(".").upper() or "WAV"
     if fmt not in sf.available_formats():
         raise AudioInputError(f"{p}: unsupported output format '{p.suffix}' (use .wav, .flac, .ogg or .mp3)")
     data = np.asarray(audio, dtype=np.float32)
     if not np.isfinite(data).all():
         raise AudioInputError(f"{p}: refusing to write audio with NaN or infinite samples")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    with atomic_path(p) as tmp:
         sf.write(tmp, np.clip(data, -1.0, 1.0), sample_rate, format=fmt, subtype=subtype)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return p
 
 

@@ -80,24 +80,16 @@ def _run_pitch(path: Path, args: argparse.Namespace) -> int:
 
 def _save_f0(out: Path, times, f0) -> None:
     """Write atomically: .npy holds the (T,) float32 Hz array, .csv two columns with a header."""
-    import os
-    import tempfile
-
     import numpy as np
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if out.suffix.lower() == ".npy":
-                np.save(f, f0.astype(np.float32))
-            else:
-                np.savetxt(f, np.stack([times, f0], 1), fmt=["%.4f", "%.2f"], delimiter=",",
-                           header="time_s,f0_hz", comments="")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from melisma.atomic import atomic_path
+
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        if out.suffix.lower() == ".npy":
+            np.save(f, f0.astype(np.float32))
+        else:
+            np.savetxt(f, np.stack([times, f0], 1), fmt=["%.4f", "%.2f"], delimiter=",",
+                       header="time_s,f0_hz", comments="")
 
 
 def _run_dataset(root: Path, args: argparse.Namespace) -> int:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
+from melisma.atomic import write_text_atomic
 from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE, TARGET_LUFS
 from melisma.errors import MelismaError
 
@@ -95,8 +95,4 @@ def write_manifest(folder: str | os.PathLike, clips: list[ClipRecord], extra: di
     p = Path(folder) / MANIFEST
     data = {"format_version": FORMAT_VERSION, "sample_rate": SAMPLE_RATE, "hop_size": HOP_SIZE,
             "target_lufs": TARGET_LUFS, **(extra or {}), "clips": [c.to_json() for c in clips]}
-    fd, tmp = tempfile.mkstemp(prefix=".corpus.", suffix=".tmp", dir=p.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=1)
-    os.replace(tmp, p)
-    return p
+    return write_text_atomic(p, json.dumps(data, ensure_ascii=False, indent=1))

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from melisma.atomic import write_text_atomic
+
 FORMAT = "melisma.evaluation"
 FORMAT_VERSION = 1
 
@@ -117,12 +119,7 @@ class EvaluationResult:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the JSON atomically (a temporary file, then rename)."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
-        os.replace(tmp, p)
-        return p
+        return write_text_atomic(path, self.to_json() + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvaluationResult:

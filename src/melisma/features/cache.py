@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import soxr
 
+from melisma.atomic import atomic_path
 from melisma.audio.constants import SAMPLE_RATE
 from melisma.features.pitch import PitchExtractor, get_pitch_extractor, grid_frames
 
@@ -145,17 +145,10 @@ def write_entry(path: Path, feats: dict[str, np.ndarray], key: str, settings: di
     """Write ``feats`` to ``path`` atomically with the cache metadata."""
     from safetensors.numpy import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": CACHE_FORMAT, "format_version": CACHE_FORMAT_VERSION, "key": key,
             "settings": json.dumps(settings, sort_keys=True)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: np.ascontiguousarray(v) for k, v in feats.items()}, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file({k: np.ascontiguousarray(v) for k, v in feats.items()}, str(tmp), metadata=meta)
 
 
 def find_audio_files(root: str | os.PathLike, exclude: Path | None = None) -> list[Path]:

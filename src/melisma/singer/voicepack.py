@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from melisma.atomic import atomic_path
 from melisma.errors import MelismaError
 from melisma.singer.model import SingerConfig, SingerNet
 
@@ -96,15 +96,8 @@ def save_pack(pack: VoicePack, path: str | os.PathLike) -> Path:
     if pack.teacher is not None:
         tensors.update({f"teacher.{k}": v.detach().half().contiguous() for k, v in pack.teacher.items()})
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"melisma": json.dumps(header)})
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(out) as tmp:
+        save_file(tensors, str(tmp), metadata={"melisma": json.dumps(header)})
     return out
 
 

@@ -11,13 +11,13 @@ import copy
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
+from melisma.atomic import atomic_path
 from melisma.errors import MelismaError
 from melisma.progress import say
 from melisma.singer.consistency import consistency_sample, distillation_loss, ema_update
@@ -193,14 +193,9 @@ class Trainer:
                 tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).clone()
         tensors["rng.gen"] = self.gen.get_state()
         meta = {"version": CHECKPOINT_VERSION, "state": asdict(self.state), "config": _config_json(self.cfg)}
-        fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata={"melisma": json.dumps(meta)})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
+                      metadata={"melisma": json.dumps(meta)})
 
     def load_checkpoint(self, path: Path) -> None:
         from safetensors import safe_open
