@@ -203,3 +203,20 @@ def test_cli_converts_a_folder(tmp_path, pack, capsys):
     rc = main(["-q", "convert", str(src), "-v", str(pack), "-o", str(tmp_path / "out"), "--format", "flac"])
     assert rc == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.flac", "b.flac"]
+
+
+def test_cli_convert_times_itself_for_evaluate(tmp_path, pack, capsys):
+    import json
+
+    src = tmp_path / "in.wav"
+    write_clip(src, 1.0)
+    out, timings = tmp_path / "out.wav", tmp_path / "timings.json"
+    rc = main(["-q", "convert", str(src), "-v", str(pack), "-o", str(out), "--timings", str(timings)])
+    assert rc == 0, capsys.readouterr().err
+    seconds = json.loads(timings.read_text())
+    assert list(seconds) == [str(out)] and 0.0 < seconds[str(out)] < 60.0
+    scores = tmp_path / "scores.json"
+    rc = main(["-q", "evaluate", str(out), "--metrics", "speed", "--rtf-json", str(timings), "--json", str(scores)])
+    assert rc == 0, capsys.readouterr().err
+    clip = json.loads(scores.read_text())["clips"][0]
+    assert clip["rtf"] == pytest.approx(seconds[str(out)] / 1.0, rel=0.02)

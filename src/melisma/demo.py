@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from importlib import resources
 from pathlib import Path
 
@@ -30,6 +29,7 @@ def run_demo(output: Path, voice: str | None = None, transpose: float | None = N
     Without ``transpose`` the singer's range is matched automatically. Returns a one-line summary.
     """
     from melisma.audio.io import load_audio, save_audio
+    from melisma.evaluate.speed import real_time_factor, timed
     from melisma.singer.convert import builtin_voices, load_voice
 
     names = builtin_voices()
@@ -39,10 +39,9 @@ def run_demo(output: Path, voice: str | None = None, transpose: float | None = N
     say(f"melisma demo: converting the bundled demo vocal into the built-in voice '{name}'")
     loaded = load_voice(name)
     audio, sr = load_audio(demo_clip("vocal"))
-    start = time.perf_counter()
-    converted, out_sr = loaded.convert(audio, sr, transpose=transpose or 0.0, auto_transpose=transpose is None)
-    took = time.perf_counter() - start
+    (converted, out_sr), took = timed(loaded.convert, audio, sr, transpose=transpose or 0.0,
+                                      auto_transpose=transpose is None)
     out = save_audio(Path(output) / f"demo-{name}.wav", converted, out_sr)
     seconds = len(audio) / sr
     return (f"wrote {out} ({seconds:.1f} s of audio converted in {took:.1f} s, "
-            f"real-time factor {took / seconds:.3f})")
+            f"real-time factor {real_time_factor(took, seconds):.3f})")

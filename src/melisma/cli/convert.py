@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output file (or folder when INPUT is a folder)")
     add_voice_options(p)
     p.add_argument("--format", choices=FORMATS, default=None, help="output format (default: from -o, else wav)")
+    p.add_argument("--timings", type=Path, default=None, metavar="JSON",
+                   help="write the conversion seconds of each output ({path: s}); "
+                        "'melisma evaluate --rtf-json' reads it")
     p.set_defaults(func=run)
 
 
@@ -69,16 +72,24 @@ def plan_outputs(src: Path, dst: Path, fmt: str | None) -> list[tuple[Path, Path
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
+    from melisma.atomic import write_text_atomic
     from melisma.audio.io import load_audio, save_audio
+    from melisma.evaluate.speed import real_time_factor, timed
     from melisma.progress import say, track
     from melisma.singer.convert import load_voice
 
     pairs = plan_outputs(Path(args.input), Path(args.output), args.format)
     voice = load_voice(args.voice, f0=args.f0)
     kwargs = voice_kwargs(args)
+    seconds: dict[str, float] = {}
     for src, dst in (track(pairs, "converting") if len(pairs) > 1 else pairs):
         audio, sr = load_audio(src, None)
-        out, out_sr = voice.convert(audio, sr, **kwargs)
+        (out, out_sr), took = timed(voice.convert, audio, sr, **kwargs)
         save_audio(dst, out, out_sr)
-        say(f"wrote {dst}")
+        seconds[str(dst)] = took
+        say(f"wrote {dst} (real-time factor {real_time_factor(took, len(audio) / sr):.3f})")
+    if args.timings is not None:
+        write_text_atomic(args.timings, json.dumps(seconds, indent=1) + "\n")
     return 0
