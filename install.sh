@@ -9,8 +9,8 @@ pip() { "$PY" -m pip install -q --disable-pip-version-check "$@"; }
 
 # 1. torch first, pinned: this version installs from a local file; any other pulls a multi-GB CUDA build.
 pip "torch==2.13.0"
-# 2. melisma with the extras that install cleanly (ssl: transformers for HuBERT/ContentVec).
-extras="eval,pitch,ssl"
+# 2. melisma with the extras that install cleanly (ssl: transformers for HuBERT/ContentVec; train: TensorBoard).
+extras="eval,pitch,ssl,train"
 [ "${1:-}" = "--dev" ] && extras="$extras,dev"
 pip -e ".[$extras]"
 # 3. Packages whose declared dependencies break this environment (webrtcvad source build, PyPI's CUDA

@@ -54,6 +54,7 @@ def test_train_interrupt_resume_and_pack(tmp_path, dataset, monkeypatch):
     assert 190 < pack.stats["alto"].median_f0 < 290
     log = [json.loads(line) for line in (tmp_path / "voice.melisma.work" / "log.jsonl").read_text().splitlines()]
     assert any("val_mel_l1" in r for r in log) and any(r["phase"] == "distill" for r in log)
+    _assert_tensorboard_has(tmp_path / "voice.melisma.work" / "tensorboard", "teacher/loss", "preview/student_1step")
     with pytest.raises(Exception, match="other settings"):
         train_voice([("alto", dataset)], out, TrainConfig(**{**cfg.__dict__, "batch_size": 3}), **kwargs)
 
@@ -73,3 +74,14 @@ def test_fine_tune_starts_from_the_base_pack(tmp_path, dataset, monkeypatch):
     mean = ref.student["encoder.singer.weight"].mean(0)
     assert torch.allclose(pack.student["encoder.singer.weight"][0], mean.half().float(), atol=1e-3)
     assert torch.equal(pack.student["denoiser.head.weight"], ref.student["denoiser.head.weight"])
+
+
+def _assert_tensorboard_has(folder, scalar: str, audio: str) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder), size_guidance={"audio": 0, "scalars": 0})
+    acc.Reload()
+    assert scalar in acc.Tags()["scalars"], acc.Tags()
+    assert audio in acc.Tags()["audio"], acc.Tags()
+    clip = acc.Audio(audio)[-1]
+    assert clip.sample_rate == 44100 and clip.length_frames > 0
