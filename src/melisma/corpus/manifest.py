@@ -90,6 +90,34 @@ def load_corpus(folder: str | os.PathLike) -> list[ClipRecord]:
     return [ClipRecord(**{k: v for k, v in c.items() if k in names}, root=root) for c in data["clips"]]
 
 
+@dataclass(frozen=True)
+class ClipRef:
+    """Where one training clip lives: audio, true F0 (None when the list has none), voice, parallel group."""
+
+    audio: Path
+    f0: Path | None
+    voice: str
+    group: str = ""
+
+
+def clip_refs(folder: str | os.PathLike) -> list[ClipRef]:
+    """Read ``folder/corpus.json`` leniently for training: a melisma corpus, or any file holding a list of
+    ``{"path", "voice"[, "f0", "parallel_group"]}`` (or ``{"clips": [...]}``); relative paths are resolved
+    against ``folder``. Raises MelismaError when the file is missing, unreadable or has no usable rows."""
+    root = Path(folder)
+    index = root / MANIFEST
+    if not index.is_file():
+        raise MelismaError(f"no {MANIFEST} in {root}")
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+        rows = data["clips"] if isinstance(data, dict) else data
+        refs = [ClipRef(root / str(r["path"]), root / str(r["f0"]) if r.get("f0") else None, str(r["voice"]),
+                        str(r.get("parallel_group") or "")) for r in rows]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MelismaError(f"{index}: not a clip list ({type(exc).__name__}: {exc})") from None
+    return refs
+
+
 def write_manifest(folder: str | os.PathLike, clips: list[ClipRecord], extra: dict | None = None) -> Path:
     """Write corpus.json atomically (temp file + rename), so readers never see half a manifest."""
     p = Path(folder) / MANIFEST

@@ -49,18 +49,9 @@ class Clip:
 
 def load_corpus(root: str | Path) -> list[Clip]:
     """Read ``root/corpus.json`` -> clips. Raises MelismaError when it is missing or malformed."""
-    root = Path(root)
-    index = root / "corpus.json"
-    if not index.is_file():
-        raise MelismaError(f"no corpus.json in {root}")
-    data = json.loads(index.read_text())
-    rows = data["clips"] if isinstance(data, dict) else data
-    clips = []
-    for row in rows:
-        path = Path(row["path"])
-        clips.append(Clip(path if path.is_absolute() else root / path, str(row["voice"]),
-                          str(row.get("parallel_group") or "")))
-    return clips
+    from melisma.corpus.manifest import clip_refs
+
+    return [Clip(r.audio, r.voice, r.group) for r in clip_refs(root)]
 
 
 def _sentences(n: int, seed: int) -> list[str]:

@@ -40,17 +40,9 @@ class Clip:
 
 def _clip_entries(corpus_dir: Path) -> list[tuple[Path, Path | None]]:
     """(audio path, F0 .npy path or None) for each clip listed in ``corpus_dir/corpus.json``."""
-    index = corpus_dir / "corpus.json"
-    if not index.is_file():
-        raise MelismaError(f"no corpus.json in {corpus_dir}")
-    data = json.loads(index.read_text())
-    clips = data["clips"] if isinstance(data, dict) else data
-    out = []
-    for clip in clips:
-        audio = clip.get("path") or clip.get("audio")
-        f0 = clip.get("f0") or clip.get("f0_path") or clip.get("true_f0")
-        out.append((corpus_dir / audio, corpus_dir / f0 if isinstance(f0, str) else None))
-    return out
+    from melisma.corpus.manifest import clip_refs
+
+    return [(r.audio, r.f0) for r in clip_refs(corpus_dir)]
 
 
 def harvest_f0(audio: np.ndarray) -> np.ndarray:
