@@ -1,6 +1,10 @@
 """``melisma foundation ...``: rebuild the models melisma ships (each a sub-command).
 
-    melisma foundation vocoder --corpus data/corpus-train --heldout data/corpus-heldout -o runs/vocoder
+    melisma foundation vocoder --corpus data/corpus-train --heldout data/vocoder-dev/heldout -o runs/vocoder
+    melisma foundation content --corpus data/content-fallback/train data/corpus-starter -o runs/content.safetensors
+    melisma foundation singer data/corpus-starter --run runs/singer-base --max-minutes 55 --ship
+
+Each model card in ``melisma/assets/models/`` gives the exact command and data of the shipped weights.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Rebuild a model melisma ships, from scratch, on the CPU.")
     stages = p.add_subparsers(dest="stage", metavar="STAGE", required=True)
     _register_vocoder(stages)
+    _register_content(stages)
+    _register_singer(stages)
 
 
 def _register_vocoder(stages: argparse._SubParsersAction) -> None:
@@ -55,4 +61,63 @@ def run_vocoder(args: argparse.Namespace) -> int:
     shipped = Path(args.output) / "vocoder-builtin.safetensors"
     save_builtin(load_builtin(best), shipped, meta, half=True)
     say(f"wrote {shipped}")
+    return 0
+
+
+def _register_content(stages: argparse._SubParsersAction) -> None:
+    p = stages.add_parser("content", help="train the builtin content encoder (perturbation + VQ + InfoNCE)",
+                          description="Train the builtin content encoder on corpus folders (corpus.json + audio).")
+    p.add_argument("--corpus", nargs="+", required=True, metavar="DIR", help="training corpus folders")
+    p.add_argument("-o", "--output", required=True, metavar="WEIGHTS", help=".safetensors file to write")
+    p.add_argument("--minutes", type=float, default=100.0, help="training time budget (default 100)")
+    p.add_argument("--log", default=None, metavar="JSONL", help="write the losses here")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.set_defaults(func=run_content)
+
+
+def run_content(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from melisma.errors import MelismaError
+    from melisma.training.content import TrainConfig, train
+
+    if args.minutes <= 0:
+        raise MelismaError("--minutes must be positive")
+    torch.set_num_threads(max(1, args.threads))
+    figures = train([Path(c) for c in args.corpus], Path(args.output), TrainConfig(minutes=args.minutes),
+                    Path(args.log) if args.log else None)
+    print(json.dumps(figures))
+    return 0
+
+
+def _register_singer(stages: argparse._SubParsersAction) -> None:
+    p = stages.add_parser("singer", help="train the base multi-singer model (its singers are the built-in voices)",
+                          description="Train the base singer model: every CORPUS/audio/<voice>/ folder is a singer. "
+                                      "Interrupt any time; the same command resumes.")
+    p.add_argument("corpus", metavar="CORPUS")
+    p.add_argument("--run", required=True, metavar="DIR", help="run folder (RUN/base.melisma + checkpoints)")
+    p.add_argument("--teacher-steps", type=int, default=10_000)
+    p.add_argument("--distill-steps", type=int, default=3_000)
+    p.add_argument("--max-minutes", type=float, default=55.0, help="stop after this long and write the pack")
+    p.add_argument("--content", default="builtin", help="content encoder the model is conditioned on")
+    p.add_argument("--ship", action="store_true", help="copy the result over the packaged base model")
+    p.set_defaults(func=run_singer)
+
+
+def run_singer(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    import torch
+
+    from melisma.progress import say
+    from melisma.training.singer import TrainConfig
+    from melisma.training.singer_base import train_base
+
+    torch.set_num_threads(1)
+    cfg = replace(TrainConfig(), teacher_steps=args.teacher_steps, distill_steps=args.distill_steps,
+                  max_minutes=args.max_minutes, val_every=200, checkpoint_every=50)
+    say(f"wrote {train_base(args.corpus, args.run, cfg, args.content, ship=args.ship)}")
     return 0

@@ -12,7 +12,6 @@ Run:  python -m melisma.training.content --corpus DIR [--corpus DIR2] --out FILE
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -198,7 +197,7 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
         opt.step()
         step += 1
         for k, v in terms.items():
-            hist[k].append(float(v))
+            hist[k].append(float(v.detach()) if torch.is_tensor(v) else float(v))
         if log is not None and step % 50 == 0:
             row = {k: round(float(np.mean(v[-50:])), 4) for k, v in hist.items()}
             row.update(step=step, minutes=round((time.time() - start) / 60, 1))
@@ -210,19 +209,3 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
     summary.update(steps=step, clips=len(bank.audio), voices=len(bank.voices))
     save_builtin(model.encoder, out, extra={"train": json.dumps({**asdict(cfg), **summary})})
     return summary
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description="train melisma's builtin content encoder")
-    p.add_argument("--corpus", action="append", required=True, type=Path, help="corpus dir (repeatable)")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--minutes", type=float, default=40.0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--log", type=Path)
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    print(json.dumps(train(a.corpus, a.out, TrainConfig(minutes=a.minutes), a.log)))
-
-
-if __name__ == "__main__":
-    main()
