@@ -183,7 +183,7 @@ def train_vocoder(
         opt.step()
         sched.step()
         if step % 50 == 0:
-            log(f"step {step} loss {float(loss):.4f} " + " ".join(f"{k} {v:.3f}" for k, v in parts.items())
+            log(f"step {step} loss {loss.item():.4f} " + " ".join(f"{k} {v:.3f}" for k, v in parts.items())
                 + f" {time.time() - t0:.0f}s")
         done = step == steps or (max_seconds is not None and time.time() - t0 > max_seconds)
         if step % eval_every == 0 or done:
