@@ -8,6 +8,8 @@ from pathlib import Path
 from melisma.errors import MelismaError
 from melisma.progress import say
 
+DEFAULT_VOICE = "piper-joe"  # best naturalness of the built-in voices on the demo (benchmarks/builtin_voices.py)
+
 
 def demo_dir() -> Path:
     """Folder of the bundled demo song (``demo-song``, ``demo-vocal``, ``demo-accompaniment``, ``demo.json``)."""
@@ -24,7 +26,7 @@ def demo_clip(name: str) -> Path:
 
 
 def run_demo(output: Path, voice: str | None = None, transpose: float | None = None) -> str:
-    """Convert the bundled demo vocal into ``voice`` (default: the first built-in) under ``output``.
+    """Convert the bundled demo vocal into ``voice`` (default: DEFAULT_VOICE) under ``output``.
 
     Without ``transpose`` the singer's range is matched automatically. Returns a one-line summary.
     """
@@ -35,9 +37,9 @@ def run_demo(output: Path, voice: str | None = None, transpose: float | None = N
     names = builtin_voices()
     if not names:
         raise MelismaError("no built-in voice is installed; reinstall melisma")
-    name = voice or names[0]
-    say(f"melisma demo: converting the bundled demo vocal into the built-in voice '{name}'")
+    name = voice or (DEFAULT_VOICE if DEFAULT_VOICE in names else names[0])
     loaded = load_voice(name)
+    say(f"melisma demo: converting the bundled demo vocal into the built-in voice '{name}'")
     audio, sr = load_audio(demo_clip("vocal"))
     (converted, out_sr), took = timed(loaded.convert, audio, sr, transpose=transpose or 0.0,
                                       auto_transpose=transpose is None)

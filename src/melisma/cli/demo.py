@@ -12,7 +12,7 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="convert a bundled clip into a bundled voice (nothing to download)")
     p.add_argument("-o", "--output", type=Path, default=Path("melisma-demo"), help="output folder")
-    p.add_argument("-v", "--voice", default=None, help="built-in voice name (default: the first shipped one)")
+    p.add_argument("-v", "--voice", default=None, help="built-in voice name (default: piper-joe)")
     p.add_argument("-t", "--transpose", type=float, default=None,
                    help="semitones (default: match the voice's range automatically)")
     p.set_defaults(func=run)
