@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--sources", nargs="+", default=["festival-kal", "kokoro-jf_alpha", "kokoro-jf_nezumi-jm_kumo-50"])
     ap.add_argument("--per-voice", type=int, default=3)
     ap.add_argument("--teacher-steps", type=int, default=30)
+    ap.add_argument("--f0", default="dio", help="pitch extractor the conversion uses")
     ap.add_argument("--json", type=Path, default=Path("data/benchmarks/singer_benchmark.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -40,7 +41,7 @@ def main() -> None:
     from melisma.evaluate import evaluate_clips, target_embedding_of, timed
     from melisma.singer.convert import load_voice
 
-    voice = load_voice(args.pack)
+    voice = load_voice(args.pack, f0=args.f0)
     singer = voice.singers[0]
     clips = json.loads((args.heldout / "corpus.json").read_text())["clips"]
     by_voice: dict[str, list[dict]] = {}
@@ -51,7 +52,7 @@ def main() -> None:
     singer_median = voice.pack.stats[singer].median_f0
 
     rows: dict[str, list] = {"student": [], "teacher": []}
-    sources, intended, shifts = [], [], {}
+    sources, intended, true_f0s, shifts = [], [], [], {}
     for name in args.sources:
         sung = [c for c in by_voice[name] if c["kind"] == "sung"][: args.per_voice]
         f0s = [np.load(args.heldout / c["f0"]) for c in sung]
@@ -61,6 +62,7 @@ def main() -> None:
             audio, sr = load_audio(args.heldout / c["path"])
             sources.append((audio, sr))
             intended.append(f0 * 2 ** (shifts[name] / 12))
+            true_f0s.append(f0)
             for role, kw in (("student", {}), ("teacher", {"sampler": "teacher", "steps": args.teacher_steps})):
                 (y, out_sr), took = timed(voice.convert, audio, sr, transpose=shifts[name], **kw)
                 rows[role].append(((y, out_sr), took))
@@ -80,6 +82,12 @@ def main() -> None:
     res = evaluate_clips(recon, target_embedding=target, originals=[str(args.heldout / c["path"]) for c in own],
                          metrics=("similarity", "intrusive", "dnsmos"))
     results["reconstruction"] = {k: v.mean for k, v in res.aggregate.items()}
+    # ceilings: the judge scored on the unconverted sources against their own true F0
+    unconverted = evaluate_clips(sources, target_embedding=target, reference_f0=true_f0s,
+                                 metrics=("similarity", "pitch", "dnsmos"))
+    results["sources_unconverted"] = {k: v.mean for k, v in unconverted.aggregate.items()}
+    results["target_refs_dnsmos_ovrl"] = evaluate_clips(refs, metrics=("dnsmos",)).mean("dnsmos_ovrl")
+    results["f0_method"] = args.f0
     results["model_step_seconds_per_10s"] = _model_step_seconds(voice, args.teacher_steps)
     results["transpose"] = shifts
     results["pack"] = str(args.pack)
@@ -127,6 +135,11 @@ def _print(results: dict) -> None:
     m = results["model_step_seconds_per_10s"]
     print(f"singer model alone, 10 s of audio: student {m['student']:.3f} s, teacher {m['teacher']:.3f} s "
           f"({m['teacher'] / m['student']:.0f}x)")
+    u = results["sources_unconverted"]
+    print(f"context: the unconverted sources score similarity {u['target_similarity']:.3f} to the target and "
+          f"DNSMOS OVRL {u['dnsmos_ovrl']:.2f}, V/UV agreement with their true F0 {u['vuv_agreement']:.3f}, "
+          f"median error {u['cents_error_median']:.1f} c; the target's own clips DNSMOS OVRL "
+          f"{results['target_refs_dnsmos_ovrl']:.2f}")
     print("reconstruction of the target's own held-out sung clips:",
           {k: round(v, 3) for k, v in results["reconstruction"].items()})
 
