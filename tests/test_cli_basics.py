@@ -43,3 +43,15 @@ def test_mel_and_loudness_share_the_frame_grid(sine_clip):
     assert db.shape == (audio.size // 512 + 1,)
     assert -20 < np.median(db) < -5  # the tone's RMS level, ~ -13 dBFS
     assert frame_rms_db(np.zeros(4410, np.float32)).max() == -100.0
+
+
+@pytest.mark.parametrize("argv", [["-q", "features", "pitch", "{}"], ["features", "pitch", "{}", "-q"],
+                                  ["features", "-q", "pitch", "{}"]])
+def test_quiet_is_accepted_before_or_after_the_command(argv, tmp_path, sine_clip):
+    from melisma.cli import build_parser
+
+    audio, sr, _ = sine_clip
+    path = save_audio(tmp_path / "a.wav", audio, sr)
+    args = build_parser().parse_args([a.format(path) for a in argv])
+    assert args.quiet is True
+    assert build_parser().parse_args(["features", "pitch", str(path)]).quiet is False

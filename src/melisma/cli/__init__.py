@@ -34,7 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    _accept_quiet_everywhere(sub)
     return parser
+
+
+def _accept_quiet_everywhere(sub: argparse._SubParsersAction) -> None:
+    """``-q`` works after the command too (``melisma prepare ... -q``), at every level of subcommands."""
+    for command in sub.choices.values():
+        if not any("-q" in a.option_strings for a in command._actions):
+            command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                                 help="no progress bars or status lines")
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_quiet_everywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
