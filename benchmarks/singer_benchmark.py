@@ -9,6 +9,10 @@ target references (speaker similarity) and, converted into their own voice, the 
 Each source voice gets one transposition, the whole semitones from its median true F0 to the singer's median;
 the intended F0 is the source's true F0 moved by it. The one-step student and the EDM teacher
 (--teacher-steps, Heun) convert the same clips. Prints a table and writes --json.
+
+Where the target voice sang the same text and melody (a parallel rendition in HELDOUT), the benchmark also
+scores the conversion against it (MCD after DTW) and scores that rendition itself like a conversion (its
+similarity to the other target clips and to the source): the ceiling a perfect conversion would reach.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ def main() -> None:
     singer_median = voice.pack.stats[singer].median_f0
 
     rows: dict[str, list] = {"student": [], "teacher": []}
-    sources, intended, true_f0s, shifts = [], [], [], {}
+    sources, intended, true_f0s, shifts, parallel = [], [], [], {}, []
+    twin = {(c["parallel_group"], c["kind"]): c for c in by_voice[args.target]}
     for name in args.sources:
         sung = [c for c in by_voice[name] if c["kind"] == "sung"][: args.per_voice]
         f0s = [np.load(args.heldout / c["f0"]) for c in sung]
@@ -63,6 +68,7 @@ def main() -> None:
             sources.append((audio, sr))
             intended.append(f0 * 2 ** (shifts[name] / 12))
             true_f0s.append(f0)
+            parallel.append(twin.get((c["parallel_group"], c["kind"])))
             for role, kw in (("student", {}), ("teacher", {"sampler": "teacher", "steps": args.teacher_steps})):
                 (y, out_sr), took = timed(voice.convert, audio, sr, transpose=shifts[name], **kw)
                 rows[role].append(((y, out_sr), took))
@@ -71,9 +77,12 @@ def main() -> None:
         res = evaluate_clips([o for o, _ in outs], target_embedding=target, sources=sources, reference_f0=intended,
                              conversion_seconds=[t for _, t in outs],
                              metrics=("similarity", "pitch", "dnsmos", "speed"))
+        mcd = _mcd_to_parallel([o for o, _ in outs], parallel, args.heldout)
         results[role] = {"aggregate": {k: {"mean": v.mean, "median": v.median, "worst": v.worst}
                                        for k, v in res.aggregate.items()},
                          "clips": [c.__dict__ for c in res.clips]}
+        if mcd is not None:
+            results[role]["aggregate"]["mcd_db"] = mcd
     own = [c for c in by_voice[args.target] if c["kind"] == "sung"]
     recon = []
     for c in own:
@@ -86,6 +95,7 @@ def main() -> None:
     unconverted = evaluate_clips(sources, target_embedding=target, reference_f0=true_f0s,
                                  metrics=("similarity", "pitch", "dnsmos"))
     results["sources_unconverted"] = {k: v.mean for k, v in unconverted.aggregate.items()}
+    results["parallel_oracle"] = _parallel_oracle(sources, parallel, refs, args.heldout)
     results["target_refs_dnsmos_ovrl"] = evaluate_clips(refs, metrics=("dnsmos",)).mean("dnsmos_ovrl")
     results["f0_method"] = args.f0
     results["model_step_seconds_per_10s"] = _model_step_seconds(voice, args.teacher_steps)
@@ -95,6 +105,39 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1, default=float))
     print(f"wrote {args.json}")
+
+
+def _mcd_to_parallel(outs: list, parallel: list, heldout: Path) -> dict | None:
+    """Mel-cepstral distortion (dB, after DTW) of each conversion that has a parallel target rendition."""
+    from melisma.evaluate import evaluate_clips
+
+    pairs = [(o, str(heldout / p["path"])) for o, p in zip(outs, parallel, strict=True) if p is not None]
+    if not pairs:
+        return None
+    res = evaluate_clips([o for o, _ in pairs], parallel_refs=[r for _, r in pairs], metrics=("mcd",))
+    agg = res.aggregate["mcd_db"]
+    return {"mean": agg.mean, "median": agg.median, "worst": agg.worst, "clips": len(pairs)}
+
+
+def _parallel_oracle(sources: list, parallel: list, refs: list[str], heldout: Path) -> dict | None:
+    """The target's own rendition of each source clip, scored like a conversion (its similarity to the target
+    uses the other target clips only): what a perfect conversion would score."""
+    from melisma.evaluate import evaluate_clips
+
+    rows = []
+    for src, p in zip(sources, parallel, strict=True):
+        if p is None:
+            continue
+        path = str(heldout / p["path"])
+        res = evaluate_clips([path], [r for r in refs if r != path], sources=[src], metrics=("similarity",))
+        rows.append(res.clips[0])
+    if not rows:
+        return None
+    out = {k: float(np.mean([getattr(r, k) for r in rows]))
+           for k in ("target_similarity", "source_similarity")}
+    out["closer_to_target_rate"] = float(np.mean([r.target_similarity > r.source_similarity for r in rows]))
+    out["clips"] = len(rows)
+    return out
 
 
 @torch.no_grad()
@@ -126,7 +169,7 @@ def _print(results: dict) -> None:
     print(f"transpositions: {results['transpose']}")
     print(f"{'metric':<22}{'student (1 step)':>18}{'teacher':>12}{'target':>10}")
     for k in ("target_similarity", "source_similarity", "closer_to_target_rate", "cents_error_median",
-              "f0_correlation", "vuv_agreement", "dnsmos_ovrl", "rtf"):
+              "f0_correlation", "vuv_agreement", "dnsmos_ovrl", "mcd_db", "rtf"):
         if k in s:
             goal = TARGETS.get(k, "")
             print(f"{k:<22}{s[k]['mean']:>18.3f}{t[k]['mean']:>12.3f}{goal!s:>10}")
@@ -140,6 +183,11 @@ def _print(results: dict) -> None:
           f"DNSMOS OVRL {u['dnsmos_ovrl']:.2f}, V/UV agreement with their true F0 {u['vuv_agreement']:.3f}, "
           f"median error {u['cents_error_median']:.1f} c; the target's own clips DNSMOS OVRL "
           f"{results['target_refs_dnsmos_ovrl']:.2f}")
+    o = results.get("parallel_oracle")
+    if o:
+        print(f"ceiling: the target's own renditions of {o['clips']} of these clips score similarity "
+              f"{o['target_similarity']:.3f} to the (other) target clips and {o['source_similarity']:.3f} to the "
+              f"source; closer to the target on {o['closer_to_target_rate']:.0%} of them")
     print("reconstruction of the target's own held-out sung clips:",
           {k: round(v, 3) for k, v in results["reconstruction"].items()})
 

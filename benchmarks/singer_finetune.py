@@ -1,7 +1,10 @@
 """Fine-tuning speed: train one voice from the shipped base singer model on this CPU, report wall time.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/singer_finetune.py DATASET_DIR --max-minutes 20 \
-        [--teacher-steps 1200 --distill-steps 600]
+        [--teacher-steps 1200 --distill-steps 600] [--avoid-texts-of data/corpus-heldout]
+
+DATASET_DIR is a dataset folder or a melisma corpus; with --avoid-texts-of, the corpus clips whose text also
+occurs in that (held-out) corpus are left out, so the benchmark's references are unseen text and melody.
 
 Target: <= 20 min from the base model on <= 10 min of one voice. Writes data/benchmarks/singer_finetune.json.
 """
@@ -25,7 +28,10 @@ def main() -> None:
     ap.add_argument("--teacher-steps", type=int, default=1200)
     ap.add_argument("--distill-steps", type=int, default=600)
     ap.add_argument("--out", default="data/benchmarks/singer_finetune.json")
+    ap.add_argument("--avoid-texts-of", type=Path, help="held-out corpus whose texts the training must not see")
     args = ap.parse_args()
+    dataset = _without_texts_of(args.dataset, args.avoid_texts_of, args.run.parent) if args.avoid_texts_of \
+        else args.dataset
     torch.set_num_threads(1)
     from melisma.singer.voicepack import load_pack
     from melisma.training.singer import BASE_MODEL, TrainConfig, train_voice
@@ -34,7 +40,7 @@ def main() -> None:
     cfg = replace(TrainConfig(), teacher_steps=args.teacher_steps, distill_steps=args.distill_steps,
                   max_minutes=args.max_minutes)
     t0 = time.perf_counter()
-    path = train_voice([(args.dataset.name, args.dataset)], args.run, cfg, content=base.content_encoder,
+    path = train_voice([(args.dataset.name, dataset)], args.run, cfg, content=base.content_encoder,
                        restart=True)
     wall = time.perf_counter() - t0
     pack = load_pack(path)
@@ -43,6 +49,21 @@ def main() -> None:
     print(json.dumps(res, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))
+
+
+def _without_texts_of(corpus: Path, heldout: Path, work: Path) -> Path:
+    """A folder of links to the clips of ``corpus`` whose text is not in ``heldout``."""
+    seen = {c["text"] for c in json.loads((heldout / "corpus.json").read_text())["clips"]}
+    clips = [c for c in json.loads((corpus / "corpus.json").read_text())["clips"] if c["text"] not in seen]
+    folder = work / f"{corpus.name}-unseen-texts"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    for c in clips:
+        (folder / Path(c["path"]).name).symlink_to((corpus / c["path"]).resolve())
+    print(f"{len(clips)} clips of {corpus} with texts not in {heldout}: "
+          f"{sum(c['duration'] for c in clips) / 60:.2f} min")
+    return folder
 
 
 if __name__ == "__main__":

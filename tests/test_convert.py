@@ -76,15 +76,18 @@ def test_cli_bad_input_is_one_line(tmp_path, pack, capsys):
 def test_transpose_scales_model_f0(pack):
     voice = conv.load_voice(pack)
     audio = write_clip_array(1.0, 220.0)
-    base = voice.model_f0(audio)
-    up = voice.model_f0(audio, transpose=3)
+    base, zero = voice.model_f0(audio)
+    up, three = voice.model_f0(audio, transpose=3)
+    assert (zero, three) == (0.0, 3.0)
     voiced = base > 0
     assert voiced.mean() > 0.8
     np.testing.assert_allclose(up[voiced] / base[voiced], 2 ** (3 / 12), rtol=1e-5)
     # auto-transpose to the bass (median 110 Hz) moves a 220 Hz melody down an octave
     w = conv.parse_singer_mix("bass", voice.singers)
-    auto = voice.model_f0(audio, auto_transpose=True, weights=w)
-    assert np.median(auto[voiced] / base[voiced]) == pytest.approx(0.5, rel=1e-5)
+    auto, shift = voice.model_f0(audio, auto_transpose=True, weights=w)
+    assert np.median(auto[voiced] / base[voiced]) == pytest.approx(0.5, rel=1e-5) and shift == -12.0
+    done = voice.convert_detailed(audio, SAMPLE_RATE, auto_transpose=True, transpose=1, singer="bass")
+    assert done.transpose == -11.0 and done.sr == SAMPLE_RATE and done.audio.shape == audio.shape
 
 
 def write_clip_array(seconds, f0):
@@ -211,12 +214,33 @@ def test_cli_convert_times_itself_for_evaluate(tmp_path, pack, capsys):
     src = tmp_path / "in.wav"
     write_clip(src, 1.0)
     out, timings = tmp_path / "out.wav", tmp_path / "timings.json"
-    rc = main(["-q", "convert", str(src), "-v", str(pack), "-o", str(out), "--timings", str(timings)])
+    rc = main(["-q", "convert", str(src), "-v", str(pack), "-o", str(out), "-t", "3", "--timings", str(timings)])
     assert rc == 0, capsys.readouterr().err
-    seconds = json.loads(timings.read_text())
-    assert list(seconds) == [str(out)] and 0.0 < seconds[str(out)] < 60.0
+    doc = json.loads(timings.read_text())
+    assert doc["format"] == "melisma.timings" and doc["version"] == 1 and list(doc["clips"]) == [str(out)]
+    entry = doc["clips"][str(out)]
+    assert 0.0 < entry["seconds"] < 60.0 and entry["transpose"] == 3.0
     scores = tmp_path / "scores.json"
-    rc = main(["-q", "evaluate", str(out), "--metrics", "speed", "--rtf-json", str(timings), "--json", str(scores)])
+    rc = main(["-q", "evaluate", str(out), "--metrics", "speed,pitch", "--source", str(src), "--judge-pitch", "dio",
+               "--rtf-json", str(timings), "--json", str(scores)])
     assert rc == 0, capsys.readouterr().err
     clip = json.loads(scores.read_text())["clips"][0]
-    assert clip["rtf"] == pytest.approx(seconds[str(out)] / 1.0, rel=0.02)
+    assert clip["rtf"] == pytest.approx(entry["seconds"] / 1.0, rel=0.02)
+    assert clip["cents_error_median"] < 30  # the timings file told evaluate the melody was moved up 3 semitones
+    rc = main(["-q", "evaluate", str(out), "--metrics", "pitch", "--source", str(src), "--judge-pitch", "dio",
+               "--rtf-json", str(timings), "--transpose", "0", "--json", str(scores)])
+    assert rc == 0 and abs(json.loads(scores.read_text())["clips"][0]["cents_error_median"] - 300) < 30
+
+
+def test_evaluate_reads_the_older_plain_timings_map(tmp_path):
+    import json
+
+    from melisma.errors import MelismaError
+    from melisma.evaluate.timings import read_timings
+
+    plain = tmp_path / "t.json"
+    plain.write_text(json.dumps({"a.wav": 1.5}))
+    assert read_timings(plain, ["out/a.wav", "b.wav"]) == ([1.5, None], [None, None])
+    plain.write_text(json.dumps({"a.wav": "slow"}))
+    with pytest.raises(MelismaError, match="a.wav"):
+        read_timings(plain, ["a.wav"])

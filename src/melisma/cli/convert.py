@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_voice_options(p)
     p.add_argument("--format", choices=FORMATS, default=None, help="output format (default: from -o, else wav)")
     p.add_argument("--timings", type=Path, default=None, metavar="JSON",
-                   help="write the conversion seconds of each output ({path: s}); "
-                        "'melisma evaluate --rtf-json' reads it")
+                   help="write the conversion seconds and the transposition applied to each output; "
+                        "'melisma evaluate --rtf-json' reads it (speed, and the intended F0)")
     p.set_defaults(func=run)
 
 
@@ -72,24 +72,23 @@ def plan_outputs(src: Path, dst: Path, fmt: str | None) -> list[tuple[Path, Path
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from melisma.atomic import write_text_atomic
     from melisma.audio.io import load_audio, save_audio
     from melisma.evaluate.speed import real_time_factor, timed
+    from melisma.evaluate.timings import write_timings
     from melisma.progress import say, track
     from melisma.singer.convert import load_voice
 
     pairs = plan_outputs(Path(args.input), Path(args.output), args.format)
     voice = load_voice(args.voice, f0=args.f0)
     kwargs = voice_kwargs(args)
-    seconds: dict[str, float] = {}
+    timings: dict[str, dict[str, float]] = {}
     for src, dst in (track(pairs, "converting") if len(pairs) > 1 else pairs):
         audio, sr = load_audio(src, None)
-        (out, out_sr), took = timed(voice.convert, audio, sr, **kwargs)
-        save_audio(dst, out, out_sr)
-        seconds[str(dst)] = took
-        say(f"wrote {dst} (real-time factor {real_time_factor(took, len(audio) / sr):.3f})")
+        done, took = timed(voice.convert_detailed, audio, sr, **kwargs)
+        save_audio(dst, done.audio, done.sr)
+        timings[str(dst)] = {"seconds": took, "transpose": done.transpose}
+        shift = f", transposed {done.transpose:+g}" if done.transpose else ""
+        say(f"wrote {dst} (real-time factor {real_time_factor(took, len(audio) / sr):.3f}{shift})")
     if args.timings is not None:
-        write_text_atomic(args.timings, json.dumps(seconds, indent=1) + "\n")
+        write_timings(args.timings, timings)
     return 0

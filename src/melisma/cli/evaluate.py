@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from melisma.errors import MelismaError
@@ -24,12 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="same text and melody sung by the target voice (mel-cepstral distortion)")
     p.add_argument("--original", nargs="+", metavar="ORIG",
                    help="reconstruction mode: the original recordings (PESQ-wb, STOI)")
-    p.add_argument("--transpose", type=float, default=0.0, metavar="SEMITONES",
-                   help="transpose used for the conversion: intended F0 = source F0 * 2^(t/12)")
+    p.add_argument("--transpose", type=float, default=None, metavar="SEMITONES",
+                   help="transpose used for the conversion: intended F0 = source F0 * 2^(t/12) "
+                        "(default: what the --rtf-json timings file says of each clip, else 0)")
     p.add_argument("--judge-pitch", default="harvest", metavar="TRACKER",
                    help="pitch tracker that judges F0 (default harvest; dio, fcpe, crepe where installed)")
     p.add_argument("--rtf-json", type=Path, metavar="JSON",
-                   help='measured conversion seconds: {"clip.wav": 1.9, ...} keyed by path or file name')
+                   help="the timings file of 'melisma convert --timings': conversion seconds (speed) and the "
+                        "transposition of each clip, keyed by path or file name")
     p.add_argument("--metrics", default="all",
                    help="comma list of similarity,pitch,dnsmos,mcd,intrusive,speed (default all)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write per-clip and aggregate scores here")
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from melisma.audio.io import probe_audio
     from melisma.evaluate import METRICS, evaluate_clips
+    from melisma.evaluate.timings import read_timings
     from melisma.progress import say
 
     metrics = METRICS if args.metrics == "all" else tuple(m.strip() for m in args.metrics.split(",") if m.strip())
@@ -49,10 +51,14 @@ def run(args: argparse.Namespace) -> int:
     for npy in args.reference_f0 or []:
         if not Path(npy).is_file():
             raise MelismaError(f"{npy}: no such F0 file")
-    seconds = _conversion_seconds(args.rtf_json, args.converted) if args.rtf_json else None
+    seconds, transpose = None, args.transpose if args.transpose is not None else 0.0
+    if args.rtf_json:
+        seconds, applied = read_timings(args.rtf_json, args.converted)
+        if args.transpose is None and any(t is not None for t in applied):
+            transpose = [t or 0.0 for t in applied]
     result = evaluate_clips(
         args.converted, args.target_ref, sources=args.source, reference_f0=args.reference_f0,
-        parallel_refs=args.parallel_ref, originals=args.original, transpose=args.transpose,
+        parallel_refs=args.parallel_ref, originals=args.original, transpose=transpose,
         judge_tracker=args.judge_pitch, conversion_seconds=seconds, metrics=metrics,
         keep_details=args.report is not None,
     )
@@ -64,21 +70,6 @@ def run(args: argparse.Namespace) -> int:
         say(f"scores: {result.save(args.json)}")
     _print_summary(result)
     return 0
-
-
-def _conversion_seconds(path: Path, converted: list[str]) -> list[float | None]:
-    """Read {clip path or file name: seconds} and order it like the converted clips."""
-    try:
-        table = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MelismaError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(table, dict):
-        raise MelismaError(f'{path}: expected an object {{"clip.wav": seconds, ...}}')
-    out: list[float | None] = []
-    for clip in converted:
-        value = table.get(clip, table.get(Path(clip).name))
-        out.append(None if value is None else float(value))
-    return out
 
 
 def _print_summary(result) -> None:

@@ -79,7 +79,7 @@ def evaluate_clips(
     reference_f0: Sequence[F0Input] | None = None,
     parallel_refs: Sequence[ClipInput] | None = None,
     originals: Sequence[ClipInput] | None = None,
-    transpose: float = 0.0,
+    transpose: float | Sequence[float] = 0.0,
     judge_tracker: str = DEFAULT_JUDGE,
     conversion_seconds: Sequence[float | None] | None = None,
     metrics: Collection[str] = METRICS,
@@ -89,8 +89,8 @@ def evaluate_clips(
     """Score every converted clip with every metric whose inputs were given.
 
     - similarity: needs ``target_refs`` (source similarity too when ``sources`` are given);
-    - pitch: intended F0 = ``reference_f0`` if given, else the source F0 times 2**(transpose/12),
-      both F0 tracks from ``judge_tracker``;
+    - pitch: intended F0 = ``reference_f0`` if given, else the source F0 times 2**(transpose/12)
+      (``transpose``: semitones, one for all clips or one per clip), both F0 tracks from ``judge_tracker``;
     - dnsmos: always (no reference);  mcd: needs ``parallel_refs``;
     - intrusive (PESQ-wb, STOI): needs ``originals`` (reconstruction);  speed: ``conversion_seconds``.
     ``keep_details`` keeps F0 tracks for a visual report.  ``target_embedding`` ((256,) unit-norm, from
@@ -108,6 +108,8 @@ def evaluate_clips(
         "parallel": _per_clip(parallel_refs, n, "parallel references"),
         "original": _per_clip(originals, n, "originals"),
         "seconds": _per_clip(conversion_seconds, n, "conversion times"),
+        "transpose": _per_clip([transpose] if isinstance(transpose, (int, float)) else transpose, n,
+                               "transpositions"),
     }
     if "pitch" in metrics and (sources or reference_f0):
         from melisma.evaluate.pitch import judge
@@ -120,13 +122,14 @@ def evaluate_clips(
     memo = _Memo(judge_tracker)
     for i in track(range(n), "evaluating", total=n):
         inputs = {k: v[i] for k, v in per.items()}
-        scores, detail = _evaluate_one(converted[i], i, target, inputs, transpose, memo, metrics)
+        scores, detail = _evaluate_one(converted[i], i, target, inputs, float(inputs["transpose"]), memo,
+                                       metrics)
         clips.append(scores)
         if keep_details:
             details.append(detail)
     settings = {
         "judge_pitch_tracker": judge_tracker,
-        "transpose_semitones": transpose,
+        "transpose_semitones": transpose if isinstance(transpose, (int, float)) else [float(t) for t in transpose],
         "metrics": [m for m in METRICS if m in metrics],
         "target_refs": [clip_name(c, i) for i, c in enumerate(target_refs)],
         "melisma_version": __version__,

@@ -43,6 +43,16 @@ class ConvertOptions:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class Conversion:
+    """What ``Voice.convert_detailed`` returns: the (n,) waveform at ``sr`` and the transposition it applied
+    (``transpose`` plus the auto-transpose shift, semitones), which is what an evaluation must be told."""
+
+    audio: np.ndarray
+    sr: int
+    transpose: float
+
+
 def builtin_voices() -> list[str]:
     """Names of the voices shipped with melisma: pack files in assets/voices and the singers of the base pack."""
     names = {p.stem for p in BUILTIN_VOICES.glob(f"*{PACK_SUFFIX}")}
@@ -165,13 +175,13 @@ class Voice:
         return float(round(12.0 * (target_log - math.log2(float(np.median(voiced))))))
 
     def model_f0(self, audio: np.ndarray, transpose: float = 0.0, auto_transpose: bool = False,
-                 weights: torch.Tensor | None = None, method: str | None = None) -> np.ndarray:
-        """The F0 (n_frames(n),) Hz given to the model for (n,) audio at SAMPLE_RATE: the source F0 shifted by
-        ``transpose`` semitones (+ the auto-transpose shift towards the singers' range)."""
+                 weights: torch.Tensor | None = None, method: str | None = None) -> tuple[np.ndarray, float]:
+        """The F0 (n_frames(n),) Hz given to the model for (n,) audio at SAMPLE_RATE, and the shift applied:
+        the source F0 moved by ``transpose`` semitones (+ the auto-transpose shift towards the singers' range)."""
         w = parse_singer_mix(None, self.singers) if weights is None else weights
         f0 = extract_f0(audio, method or self.f0_method)
         shift = transpose + (self.auto_transpose_semitones(f0, w) if auto_transpose else 0.0)
-        return (f0 * 2.0 ** (shift / 12.0)).astype(np.float32)
+        return (f0 * 2.0 ** (shift / 12.0)).astype(np.float32), float(shift)
 
     @torch.no_grad()
     def render(self, audio: np.ndarray, f0: np.ndarray, weights: torch.Tensor, options: ConvertOptions,
@@ -204,11 +214,16 @@ class Voice:
                 raise MelismaError("this voice pack ships no teacher model: use the consistency sampler")
         return self._teacher
 
-    def convert(self, audio: np.ndarray, sr: int, *, transpose: float = 0.0, auto_transpose: bool = False,
-                steps: int = 1, sampler: str = "consistency", singer: str | dict | None = None,
-                f0: str | None = None, output_sr: int | None = None, max_chunk_s: float = 30.0,
-                seed: int = 0) -> tuple[np.ndarray, int]:
-        """(n,) mono waveform at ``sr`` -> (converted waveform, output rate).
+    def convert(self, audio: np.ndarray, sr: int, **options) -> tuple[np.ndarray, int]:
+        """(n,) mono waveform at ``sr`` -> (converted waveform, output rate); options as ``convert_detailed``."""
+        out = self.convert_detailed(audio, sr, **options)
+        return out.audio, out.sr
+
+    def convert_detailed(self, audio: np.ndarray, sr: int, *, transpose: float = 0.0,
+                         auto_transpose: bool = False, steps: int = 1, sampler: str = "consistency",
+                         singer: str | dict | None = None, f0: str | None = None, output_sr: int | None = None,
+                         max_chunk_s: float = 30.0, seed: int = 0) -> Conversion:
+        """(n,) mono waveform at ``sr`` -> Conversion (waveform, output rate, transposition applied).
 
         The output lasts exactly as long as the input (round(n * output_sr / sr) samples); ``output_sr``
         defaults to SAMPLE_RATE. Long inputs are converted in chunks cut at silences and crossfaded.
@@ -217,7 +232,7 @@ class Voice:
         opts = ConvertOptions(transpose, auto_transpose, steps, sampler, singer, max_chunk_s, seed)
         x = _to_project_rate(audio, sr)
         weights = parse_singer_mix(singer if singer else self.default_singer, self.singers)
-        f0_full = self.model_f0(x, transpose, auto_transpose, weights, f0)
+        f0_full, shift = self.model_f0(x, transpose, auto_transpose, weights, f0)
         gen = torch.Generator().manual_seed(seed)
 
         def one_chunk(segment: np.ndarray, start: int) -> np.ndarray:
@@ -228,7 +243,7 @@ class Voice:
         out_sr = int(output_sr or SAMPLE_RATE)
         y = _resample(y, SAMPLE_RATE, out_sr)
         want = int(round(audio.shape[0] * out_sr / sr))
-        return _fit_frames(y, want).astype(np.float32), out_sr
+        return Conversion(_fit_frames(y, want).astype(np.float32), out_sr, shift)
 
 
 def _check_options(transpose: float, steps: int, sampler: str, max_chunk_s: float) -> None:

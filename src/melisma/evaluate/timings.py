@@ -1,0 +1,54 @@
+"""The timings file ``melisma convert --timings`` writes and ``melisma evaluate --rtf-json`` reads.
+
+    {"format": "melisma.timings", "version": 1,
+     "clips": {"out/a.wav": {"seconds": 1.9, "transpose": -12.0}, ...}}
+
+``seconds``: wall time of the conversion (RTF = seconds / clip duration); ``transpose``: the semitones the
+conversion moved the melody by (``--transpose`` plus the ``--auto-transpose`` shift), so the evaluation
+knows the intended F0.  A plain ``{"clip.wav": seconds}`` map (the older form) is read too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from melisma.atomic import write_text_atomic
+from melisma.errors import MelismaError
+
+FORMAT, VERSION = "melisma.timings", 1
+
+
+def write_timings(path: str | Path, clips: dict[str, dict[str, float]]) -> Path:
+    """Write {output path: {"seconds": s, "transpose": semitones}} atomically."""
+    doc = {"format": FORMAT, "version": VERSION, "clips": clips}
+    write_text_atomic(Path(path), json.dumps(doc, indent=1) + "\n")
+    return Path(path)
+
+
+def read_timings(path: str | Path, converted: Sequence[str]) -> tuple[list[float | None], list[float | None]]:
+    """(seconds, transpose) per converted clip, matched by path or file name; None where the file has none."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MelismaError(f"{path}: not a readable JSON file ({exc})") from None
+    if isinstance(doc, dict) and doc.get("format") == FORMAT:
+        if doc.get("version") != VERSION:
+            raise MelismaError(f"{path}: timings version {doc.get('version')} is not supported")
+        doc = doc.get("clips")
+    if not isinstance(doc, dict):
+        raise MelismaError(f'{path}: expected {{"clips": {{"clip.wav": {{"seconds": s}}, ...}}}}')
+    seconds: list[float | None] = []
+    transposes: list[float | None] = []
+    for clip in converted:
+        entry = doc.get(str(clip), doc.get(Path(clip).name))
+        if not isinstance(entry, dict):
+            entry = {"seconds": entry}
+        try:
+            seconds.append(None if entry.get("seconds") is None else float(entry["seconds"]))
+            transposes.append(None if entry.get("transpose") is None else float(entry["transpose"]))
+        except (TypeError, ValueError):
+            raise MelismaError(f"{path}: the entry of {clip} is not a number of seconds") from None
+    return seconds, transposes
