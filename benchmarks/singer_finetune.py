@@ -28,27 +28,44 @@ def main() -> None:
     ap.add_argument("--teacher-steps", type=int, default=1200)
     ap.add_argument("--distill-steps", type=int, default=600)
     ap.add_argument("--out", default="data/benchmarks/singer_finetune.json")
+    ap.add_argument("--pitch-shifts", type=float, nargs="*", default=None,
+                    help="semitones of the input-side content variants (default: TrainConfig's)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--avoid-texts-of", type=Path, help="held-out corpus whose texts the training must not see")
     args = ap.parse_args()
     dataset = _without_texts_of(args.dataset, args.avoid_texts_of, args.run.parent) if args.avoid_texts_of \
         else args.dataset
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     from melisma.singer.voicepack import load_pack
     from melisma.training.singer import BASE_MODEL, TrainConfig, train_voice
 
     base = load_pack(BASE_MODEL)  # the fine-tune needs the base model and its content encoder
     cfg = replace(TrainConfig(), teacher_steps=args.teacher_steps, distill_steps=args.distill_steps,
                   max_minutes=args.max_minutes)
+    if args.pitch_shifts is not None:
+        cfg = replace(cfg, pitch_shifts=tuple(args.pitch_shifts))
     t0 = time.perf_counter()
     path = train_voice([(args.dataset.name, dataset)], args.run, cfg, content=base.content_encoder,
                        restart=True)
     wall = time.perf_counter() - t0
     pack = load_pack(path)
     res = {"wall_minutes": wall / 60, "audio_minutes": pack.info.get("trained_seconds_of_audio", 0) / 60,
-           "from_base": pack.info.get("from_base"), "pack_mb": path.stat().st_size / 1e6}
+           "from_base": pack.info.get("from_base"), "pack_mb": path.stat().st_size / 1e6,
+           "teacher_steps": cfg.teacher_steps, "distill_steps": cfg.distill_steps,
+           "pitch_shifts": list(cfg.pitch_shifts), "threads": args.threads, "last_log": _last_steps(path)}
     print(json.dumps(res, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))
+
+
+def _last_steps(pack: Path) -> dict:
+    """The phase and step of the last log line of each phase (how far each got within the time limit)."""
+    log = pack.with_name(pack.name + ".work") / "log.jsonl"
+    last: dict = {}
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        row = json.loads(line)
+        last[row["phase"]] = row["step"]
+    return last
 
 
 def _without_texts_of(corpus: Path, heldout: Path, work: Path) -> Path:
