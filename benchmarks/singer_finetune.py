@@ -30,7 +30,6 @@ def main() -> None:
     ap.add_argument("--out", default="data/benchmarks/singer_finetune.json")
     ap.add_argument("--pitch-shifts", type=float, nargs="*", default=None,
                     help="semitones of the input-side content variants (default: TrainConfig's)")
-    ap.add_argument("--harmonic-prior", action="store_true", help="condition on the F0's harmonic comb too")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--avoid-texts-of", type=Path, help="held-out corpus whose texts the training must not see")
     args = ap.parse_args()
@@ -43,8 +42,6 @@ def main() -> None:
     base = load_pack(BASE_MODEL)  # the fine-tune needs the base model and its content encoder
     cfg = replace(TrainConfig(), teacher_steps=args.teacher_steps, distill_steps=args.distill_steps,
                   max_minutes=args.max_minutes)
-    if args.harmonic_prior:
-        cfg = replace(cfg, model=replace(cfg.model, harmonic_prior=True))
     if args.pitch_shifts is not None:
         cfg = replace(cfg, pitch_shifts=tuple(args.pitch_shifts))
     t0 = time.perf_counter()
@@ -55,7 +52,7 @@ def main() -> None:
     res = {"wall_minutes": wall / 60, "audio_minutes": pack.info.get("trained_seconds_of_audio", 0) / 60,
            "from_base": pack.info.get("from_base"), "pack_mb": path.stat().st_size / 1e6,
            "teacher_steps": cfg.teacher_steps, "distill_steps": cfg.distill_steps,
-           "pitch_shifts": list(cfg.pitch_shifts), "threads": args.threads, "harmonic_prior": args.harmonic_prior, "last_log": _last_steps(path)}
+           "pitch_shifts": list(cfg.pitch_shifts), "threads": args.threads, "last_log": _last_steps(path)}
     print(json.dumps(res, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))

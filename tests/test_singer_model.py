@@ -138,31 +138,3 @@ def test_cepstral_content_encoder_grid_and_gain_invariance():
     c = enc(x)
     assert c.shape == (1, enc.dim, 44_100 // 512 + 1)
     assert torch.allclose(enc(0.25 * x), c, atol=1e-2)  # a gain only moves c0, which is left out
-
-
-def test_harmonic_template_marks_the_harmonic_bands_of_f0():
-    from melisma.features.mel import mel_basis
-    from melisma.singer.model import harmonic_template
-
-    f0 = torch.tensor([[0.0, 220.0, 440.0]])
-    t = harmonic_template(f0)[0]
-    assert t.shape == (128, 3) and torch.all(t[:, 0] == 0)  # unvoiced frames carry nothing
-    centres = (mel_basis().argmax(1).float() * 44100 / 2048)  # each band's peak frequency, Hz
-    for col, f in ((1, 220.0), (2, 440.0)):
-        on = (centres / f - (centres / f).round()).abs() < 0.1  # bands centred on a harmonic
-        off = ((centres / f - (centres / f).round()).abs() > 0.4) & (centres > f)  # between two harmonics
-        low = centres < 1500  # resolved: bands narrower than the spacing
-        assert t[on & low, col].mean() > 0.2 and t[off & low, col].mean() < -0.5
-
-
-def test_fine_tune_with_harmonic_prior_starts_from_the_base_exactly():
-    from melisma.training.singer import _adapt
-
-    base = SingerNet(TINY)
-    cfg = replace(TINY, harmonic_prior=True, n_singers=1)
-    net = _adapt(base, cfg)
-    content, f0 = torch.randn(1, TINY.content_dim, 20), torch.full((1, 20), 220.0)
-    loud, w = torch.full((1, 20), -20.0), torch.ones(1, 1)
-    mean_w = torch.ones(1, TINY.n_singers) / TINY.n_singers
-    torch.testing.assert_close(net.condition(content, f0, loud, w), base.condition(content, f0, loud, mean_w))
-    assert any(n.startswith("encoder.harmonic_proj") for n, _ in net.named_parameters())

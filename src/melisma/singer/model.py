@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from melisma.audio.constants import N_FFT, N_MELS, SAMPLE_RATE
+from melisma.audio.constants import N_MELS
 
 MEL_MIN = -12.0  # natural-log mel floor is ln(1e-5) = -11.5; a little below it
 MEL_MAX = 2.0  # loudest natural-log mel values of full-scale singing
@@ -31,7 +31,6 @@ class SingerConfig:
     layers: int = 12
     dilation_cycle: int = 4  # dilations 1, 2, 4, 8, 1, 2, ...
     kernel_size: int = 3
-    harmonic_prior: bool = False  # also condition on the mel image of the F0's harmonic comb (harmonic_template)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,30 +61,6 @@ def f0_features(f0: torch.Tensor) -> torch.Tensor:
     return torch.stack([logf, voiced], dim=1)
 
 
-HARMONIC_WIDTH_HZ = 18.0  # Gaussian sigma of one harmonic's peak: the -6 dB half-width of the 2048-point Hann lobe
-
-
-def harmonic_template(f0: torch.Tensor) -> torch.Tensor:
-    """(B, T) Hz -> (B, N_MELS, T): where the harmonics of ``f0`` fall in the mel bands.
-
-    Log ratio of a harmonic comb's mel energy (peaks of HARMONIC_WIDTH_HZ at k * f0) to that of a flat spectrum
-    of the same mean: it swings between peaks (> 0) and valleys (< 0) in bands narrower than the harmonic
-    spacing and is ~0 where harmonics are unresolved or the frame is unvoiced.  It hands the denoiser the
-    harmonic positions a 128-bin mel resolves, which it otherwise has to derive from log F0.
-    """
-    from melisma.features.mel import mel_basis
-
-    basis = mel_basis(str(f0.device))  # (M, F)
-    freqs = torch.arange(basis.shape[1], device=f0.device, dtype=f0.dtype) * (SAMPLE_RATE / N_FFT)
-    voiced = f0 > 0
-    f = torch.where(voiced, f0, torch.ones_like(f0))[:, None, :]  # (B, 1, T)
-    k = (freqs[None, :, None] / f).round().clamp_min(1.0)  # nearest harmonic number (B, F, T)
-    comb = torch.exp(-0.5 * ((freqs[None, :, None] - k * f) / HARMONIC_WIDTH_HZ) ** 2)
-    mean = HARMONIC_WIDTH_HZ * math.sqrt(2 * math.pi) / f  # the comb's average over one harmonic spacing
-    ratio = (basis @ comb) / (basis.sum(1)[None, :, None] * mean.clamp(max=1.0) + 1e-8)
-    return (ratio.clamp_min(1e-3).log() / 4.0).clamp(-1.0, 1.0) * voiced[:, None, :]
-
-
 class ConditionEncoder(nn.Module):
     """content + pitch + loudness, each projected to ``hidden`` and summed, plus a (mixable) singer embedding."""
 
@@ -96,19 +71,12 @@ class ConditionEncoder(nn.Module):
         self.loud_proj = nn.Conv1d(1, cfg.hidden, 1)
         self.singer = nn.Embedding(cfg.n_singers, cfg.hidden)
         self.mix = nn.Conv1d(cfg.hidden, cfg.hidden, 3, padding=1)
-        if cfg.harmonic_prior:
-            # zero-initialised: a model fine-tuned from one without it starts out computing the same thing
-            self.harmonic_proj = nn.Conv1d(cfg.n_mels, cfg.hidden, 1)
-            nn.init.zeros_(self.harmonic_proj.weight)
-            nn.init.zeros_(self.harmonic_proj.bias)
 
     def forward(self, content: torch.Tensor, f0: torch.Tensor, loudness: torch.Tensor,
                 singer_weights: torch.Tensor) -> torch.Tensor:
         """-> (B, hidden, T). ``singer_weights`` (B, S) rows mix singer embeddings (one-hot = one singer)."""
         loud = (loudness.clamp(-100.0, 0.0) / 50.0 + 1.0)[:, None]
         h = self.content_proj(content) + self.pitch_proj(f0_features(f0)) + self.loud_proj(loud)
-        if hasattr(self, "harmonic_proj"):
-            h = h + self.harmonic_proj(harmonic_template(f0))
         h = h + (singer_weights @ self.singer.weight)[:, :, None]
         return h + self.mix(F.silu(h))
 

@@ -305,8 +305,7 @@ def _init_models(cfg: TrainConfig, content_identity: str, content_dim: int
         if base.content_encoder != content_identity:
             raise MelismaError(f"the base singer model expects content encoder {base.content_encoder!r}, not "
                                f"{content_identity!r}; use --from-scratch")
-        model_cfg = replace(base.config, n_singers=cfg.model.n_singers,
-                            harmonic_prior=base.config.harmonic_prior or cfg.model.harmonic_prior)
+        model_cfg = replace(base.config, n_singers=cfg.model.n_singers)
         cfg = replace(cfg, model=model_cfg)
         teacher = _adapt(base.build_teacher() or base.build_student(), model_cfg)
         student = _adapt(base.build_student(), model_cfg)
@@ -321,14 +320,11 @@ def _init_models(cfg: TrainConfig, content_identity: str, content_dim: int
 
 
 def _adapt(base: SingerNet, cfg: SingerConfig) -> SingerNet:
-    """Copy a base network into one with ``cfg.n_singers`` singers; new singers start at the base mean voice.
-    A harmonic-prior projection the base lacks starts at zero (so the copy computes what the base does)."""
+    """Copy a base network into one with ``cfg.n_singers`` singers; new singers start at the base mean voice."""
     net = SingerNet(cfg)
     state = base.state_dict()
     emb = state["encoder.singer.weight"]
     state["encoder.singer.weight"] = emb.mean(0, keepdim=True).repeat(cfg.n_singers, 1)
-    if cfg.harmonic_prior and not base.cfg.harmonic_prior:
-        state.update({k: v for k, v in net.state_dict().items() if k.startswith("encoder.harmonic_proj.")})
     net.load_state_dict(state, strict=True)
     return net
 
