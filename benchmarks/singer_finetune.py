@@ -1,7 +1,7 @@
 """Fine-tuning speed: train one voice from the shipped base singer model on this CPU, report wall time.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/singer_finetune.py DATASET_DIR --max-minutes 20 \
-        [--teacher-steps 1200 --distill-steps 600] [--avoid-texts-of data/corpus-heldout]
+        [--teacher-steps 5000 --distill-steps 2500] [--avoid-texts-of data/corpus-heldout]
 
 DATASET_DIR is a dataset folder or a melisma corpus; with --avoid-texts-of, the corpus clips whose text also
 occurs in that (held-out) corpus are left out, so the benchmark's references are unseen text and melody.
@@ -25,8 +25,8 @@ def main() -> None:
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--run", type=Path, default=Path("data/singer-finetune/voice.melisma"))
     ap.add_argument("--max-minutes", type=float, default=20.0)
-    ap.add_argument("--teacher-steps", type=int, default=1200)
-    ap.add_argument("--distill-steps", type=int, default=600)
+    ap.add_argument("--teacher-steps", type=int, default=None, help="default: TrainConfig's (5000)")
+    ap.add_argument("--distill-steps", type=int, default=None, help="default: TrainConfig's (2500)")
     ap.add_argument("--out", default="data/benchmarks/singer_finetune.json")
     ap.add_argument("--pitch-shifts", type=float, nargs="*", default=None,
                     help="semitones of the input-side content variants (default: TrainConfig's)")
@@ -40,8 +40,11 @@ def main() -> None:
     from melisma.training.singer import BASE_MODEL, TrainConfig, train_voice
 
     base = load_pack(BASE_MODEL)  # the fine-tune needs the base model and its content encoder
-    cfg = replace(TrainConfig(), teacher_steps=args.teacher_steps, distill_steps=args.distill_steps,
-                  max_minutes=args.max_minutes)
+    cfg = replace(TrainConfig(), max_minutes=args.max_minutes)
+    if args.teacher_steps is not None:
+        cfg = replace(cfg, teacher_steps=args.teacher_steps)
+    if args.distill_steps is not None:
+        cfg = replace(cfg, distill_steps=args.distill_steps)
     if args.pitch_shifts is not None:
         cfg = replace(cfg, pitch_shifts=tuple(args.pitch_shifts))
     t0 = time.perf_counter()

@@ -13,9 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="VOICE_FILE", help="voice pack to write (.melisma)")
     p.add_argument("--from-scratch", action="store_true", help="do not start from the shipped base model")
     p.add_argument("--restart", action="store_true", help="discard the checkpoint of an earlier run")
-    p.add_argument("--teacher-steps", type=int, default=3000)
-    p.add_argument("--distill-steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--teacher-steps", type=int, default=None, help="EDM teacher updates (default 5000)")
+    p.add_argument("--distill-steps", type=int, default=None, help="consistency distillation updates (default 2500)")
+    p.add_argument("--batch-size", type=int, default=None, help="segments per update (default 8)")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long and write the pack")
     p.add_argument("--f0", default="dio", help="pitch extractor (dio, harvest, fcpe, crepe)")
     p.add_argument("--content", default=None,
@@ -33,13 +33,14 @@ def run(args: argparse.Namespace) -> int:
     from melisma.training.singer import TrainConfig, train_voice
     from melisma.training.singer_data import parse_dataset_arg
 
-    for name, value in (("--teacher-steps", args.teacher_steps), ("--distill-steps", args.distill_steps),
-                        ("--batch-size", args.batch_size)):
-        if value < (1 if name == "--batch-size" else 0):
-            raise MelismaError(f"{name} {value}: must be positive")
-    cfg = replace(TrainConfig(), teacher_steps=args.teacher_steps, distill_steps=args.distill_steps,
-                  batch_size=args.batch_size, max_minutes=args.max_minutes, seed=args.seed,
-                  from_scratch=args.from_scratch)
+    cfg = replace(TrainConfig(), max_minutes=args.max_minutes, seed=args.seed, from_scratch=args.from_scratch)
+    for name, field, low in (("--teacher-steps", "teacher_steps", 0), ("--distill-steps", "distill_steps", 0),
+                             ("--batch-size", "batch_size", 1)):
+        value = getattr(args, field)
+        if value is not None:
+            if value < low:
+                raise MelismaError(f"{name} {value}: must be positive")
+            cfg = replace(cfg, **{field: value})
     datasets = [parse_dataset_arg(d) for d in args.datasets]
     try:
         train_voice(datasets, args.output, cfg, restart=args.restart, f0_method=args.f0,
