@@ -123,8 +123,8 @@ class HubertContentEncoder(ContentEncoder):
 
         x = torch.as_tensor(audio, dtype=torch.float32)
         x = x[None] if x.dim() == 1 else x
-        wav16 = np.stack([soxr.resample(row, SAMPLE_RATE, SSL_RATE) for row in x.cpu().numpy()])
-        wav16 = torch.from_numpy(wav16.astype(np.float32)).to(next(self.model.parameters()).device)
+        rows16 = np.stack([soxr.resample(row, SAMPLE_RATE, SSL_RATE) for row in x.cpu().numpy()])
+        wav16 = torch.from_numpy(rows16.astype(np.float32)).to(next(self.model.parameters()).device)
         out = self.model(wav16, output_hidden_states=True)
         feats = out.hidden_states[self.output_layer]
         if self.proj is not None:

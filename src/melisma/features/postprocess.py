@@ -122,6 +122,7 @@ def interpolate_unvoiced(f0: np.ndarray, log: bool = True) -> tuple[np.ndarray, 
     """
     f = np.asarray(f0, dtype=np.float64)
     voiced = f > 0
+    cont: np.ndarray
     if not voiced.any():
         cont = np.full(f.shape, np.log(F0_MIN))
     else:

@@ -20,7 +20,7 @@ from melisma.features.loudness import frame_rms_db
 from melisma.singer.chunking import convert_in_chunks, plan_cuts
 from melisma.singer.consistency import consistency_sample
 from melisma.singer.edm import edm_sample
-from melisma.singer.model import denormalise_mel
+from melisma.singer.model import SingerNet, denormalise_mel
 from melisma.singer.voicepack import PACK_SUFFIX, VoicePack, VoicePackError, load_pack, read_header
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -133,11 +133,14 @@ def _default_component(kind: str, identity: str):
         from melisma.singer.dsp_content import CepstralContentEncoder
 
         return CepstralContentEncoder()
+    name = re.sub(r"-v\d+$", "", identity)
     if kind == "content":
-        from melisma.content import get_content_encoder as getter
-    else:
-        from melisma.vocoder import get_vocoder as getter
-    return getter(re.sub(r"-v\d+$", "", identity))
+        from melisma.content import get_content_encoder
+
+        return get_content_encoder(name)
+    from melisma.vocoder import get_vocoder
+
+    return get_vocoder(name)
 
 
 class Voice:
@@ -152,7 +155,7 @@ class Voice:
                 raise VoicePackError(f"this voice pack expects the {role} {want!r}, got {have!r}")
         self.pack = pack
         self.student = pack.build_student()
-        self._teacher = None
+        self._teacher: SingerNet | None = None
         self.content_encoder = content_encoder.eval()
         self.vocoder = vocoder.eval()
         self.f0_method = f0_method

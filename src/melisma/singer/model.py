@@ -128,8 +128,8 @@ class WaveNetDenoiser(nn.Module):
         )
         self.skip = nn.Conv1d(ch, ch, 1)
         self.head = nn.Conv1d(ch, cfg.n_mels, 1)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        for p in self.head.parameters():  # the denoiser starts out predicting zero
+            nn.init.zeros_(p)
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.inp(x))

@@ -97,7 +97,7 @@ def make_fallback_corpus(root: str | Path, n_train_voices: int = 48, n_heldout_v
     voices = _espeak_voices(n_train_voices + n_heldout_voices, seed)
     pool, held_text = _sentences(60, seed), _sentences(16, seed + 1)
     rng = random.Random(seed)
-    plans = {"train": [], "heldout": []}
+    plans: dict[str, list] = {"train": [], "heldout": []}
     for i, (voice, pitch) in enumerate(voices):
         split = "train" if i < n_train_voices else "heldout"
         texts = rng.sample(range(60), clips_per_voice) if split == "train" else range(16)

@@ -352,6 +352,7 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
         fine_tune = not cfg.from_scratch and BASE_MODEL.is_file()
         content = read_header(BASE_MODEL)["content_encoder"] if fine_tune else "builtin"
     enc = content_encoder if content_encoder is not None else _default_component("content", content)
+    identity, dim = str(getattr(enc, "identity", "")), getattr(enc, "dim", None)
     if vocoder is None:
         try:
             vocoder = _default_component("vocoder", "builtin")
@@ -366,7 +367,7 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     say(f"extracting features of {len(datasets)} dataset(s)")
     clips = load_dataset(datasets, enc, list(cfg.pitch_shifts), f0_method)
     train, val = _split(clips)
-    cfg, teacher, student, from_base = _init_models(cfg, enc.identity, int(enc.dim or clips[0].content.shape[1]))
+    cfg, teacher, student, from_base = _init_models(cfg, identity, int(dim or clips[0].content.shape[1]))
     trainer = Trainer(cfg, train, val, run_dir, teacher, student, vocoder, from_base)
     if checkpoint.exists():
         trainer.load_checkpoint(checkpoint)
@@ -377,7 +378,7 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
         f0 = torch.cat([c.f0 for c in clips if c.singer == i]).numpy()
         stats[name] = SingerStats.from_f0(f0)
     seconds = sum(c.frames for c in clips) / 86.13
-    pack = VoicePack(cfg.model, names, stats, enc.identity, getattr(vocoder, "identity", "builtin"),
+    pack = VoicePack(cfg.model, names, stats, identity, getattr(vocoder, "identity", "builtin"),
                      trainer.ema.state_dict(), trainer.teacher.state_dict() if keep_teacher else None,
                      {"trained_seconds_of_audio": round(seconds, 1), "from_base": from_base,
                       "teacher_steps": cfg.teacher_steps, "distill_steps": cfg.distill_steps})

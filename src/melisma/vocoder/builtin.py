@@ -103,6 +103,8 @@ def minimum_phase_log(log_mag: torch.Tensor, n_fft: int) -> torch.Tensor:
 class BuiltinVocoder(Vocoder):
     """Source-filter vocoder. ``forward(mel (B, 128, T), f0 (B, T) Hz) -> (B, T * 512)`` at 44.1 kHz."""
 
+    window: torch.Tensor  # Hann window of the synthesis STFT (a non-persistent buffer)
+
     identity = "builtin-v1"
 
     def __init__(self, cfg: BuiltinConfig | None = None) -> None:
