@@ -171,6 +171,23 @@ def test_cli_train_bad_dataset_is_one_line(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # nothing written
 
 
+def test_cli_train_options_reach_the_run_and_bad_ones_are_refused(tmp_path, capsys):
+    from melisma.singer.voicepack import load_pack
+
+    data = tmp_path / "alto"
+    data.mkdir()
+    for i in range(3):
+        write_clip(data / f"c{i}.wav", 1.5, 220.0 * (1 + i / 10))
+    out = tmp_path / "alto.melisma"
+    rc = main(["-q", "train", str(data), "-o", str(out), "--from-scratch", "--batch-size", "0"])
+    assert rc == 2 and "--batch-size 0" in capsys.readouterr().err and not out.exists()
+    rc = main(["-q", "train", str(data), "-o", str(out), "--from-scratch", "--teacher-steps", "2",
+               "--distill-steps", "1", "--batch-size", "2"])
+    assert rc == 0, capsys.readouterr().err
+    info = load_pack(out).info
+    assert (info["teacher_steps"], info["distill_steps"], info["from_base"]) == (2, 1, False)
+
+
 def test_multi_step_samplers_and_packs_without_teacher(tmp_path, pack):
     voice = conv.load_voice(pack)
     audio = write_clip_array(0.5, 330.0)
