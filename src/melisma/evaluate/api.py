@@ -102,14 +102,14 @@ def evaluate_clips(
     if not converted:
         raise MelismaError("no converted clips to evaluate")
     n = len(converted)
+    shifts = [float(transpose)] if isinstance(transpose, (int, float)) else [float(t) for t in transpose]
     per: dict[str, list[Any]] = {
         "source": _per_clip(sources, n, "sources"),
         "f0": _per_clip(reference_f0, n, "reference F0 files"),
         "parallel": _per_clip(parallel_refs, n, "parallel references"),
         "original": _per_clip(originals, n, "originals"),
         "seconds": _per_clip(conversion_seconds, n, "conversion times"),
-        "transpose": _per_clip([transpose] if isinstance(transpose, (int, float)) else transpose, n,
-                               "transpositions"),
+        "transpose": _per_clip(shifts, n, "transpositions"),
     }
     if "pitch" in metrics and (sources or reference_f0):
         from melisma.evaluate.pitch import judge
@@ -122,14 +122,13 @@ def evaluate_clips(
     memo = _Memo(judge_tracker)
     for i in track(range(n), "evaluating", total=n):
         inputs = {k: v[i] for k, v in per.items()}
-        scores, detail = _evaluate_one(converted[i], i, target, inputs, float(inputs["transpose"]), memo,
-                                       metrics)
+        scores, detail = _evaluate_one(converted[i], i, target, inputs, inputs["transpose"], memo, metrics)
         clips.append(scores)
         if keep_details:
             details.append(detail)
     settings = {
         "judge_pitch_tracker": judge_tracker,
-        "transpose_semitones": transpose if isinstance(transpose, (int, float)) else [float(t) for t in transpose],
+        "transpose_semitones": shifts[0] if isinstance(transpose, (int, float)) else shifts,
         "metrics": [m for m in METRICS if m in metrics],
         "target_refs": [clip_name(c, i) for i, c in enumerate(target_refs)],
         "melisma_version": __version__,
