@@ -76,6 +76,29 @@ def test_fine_tune_starts_from_the_base_pack(tmp_path, dataset, monkeypatch):
     assert torch.equal(pack.student["denoiser.head.weight"], ref.student["denoiser.head.weight"])
 
 
+def test_the_distilled_and_shipped_teacher_is_the_weight_average(tmp_path, dataset, monkeypatch):
+    torch.set_num_threads(1)
+    cfg = TrainConfig(teacher_steps=3, distill_steps=0, batch_size=2, segment_frames=16, pitch_shifts=(),
+                      teacher_ema_decay=0.5, from_scratch=True, model=TINY)
+    raw, average = {}, {}
+    real_next = training.Trainer._next_phase
+
+    def spy(self):
+        if self.state.phase == "teacher":
+            raw.update({k: v.clone() for k, v in self.teacher.state_dict().items()})
+            average.update({k: v.clone() for k, v in self.teacher_ema.state_dict().items()})
+        real_next(self)
+
+    monkeypatch.setattr(training.Trainer, "_next_phase", spy)
+    out = train_voice([("alto", dataset)], tmp_path / "v.melisma", cfg, content_encoder=StandInEncoder(),
+                      vocoder=StandInVocoder())
+    key = "denoiser.head.weight"
+    assert not torch.equal(raw[key], average[key])  # three updates moved the teacher away from its average
+    shipped = load_pack(out).teacher[key]
+    assert torch.allclose(shipped, average[key].half().float(), atol=1e-3)
+    assert not torch.allclose(shipped, raw[key].half().float(), atol=1e-6)
+
+
 def _assert_tensorboard_has(folder, scalar: str, audio: str) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
