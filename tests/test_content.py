@@ -54,6 +54,13 @@ def test_shipped_weights_load_strictly_and_respect_the_grid(speech_clip):
     assert len(codes.unique()) >= 5  # speech is not one code
 
 
+def test_the_shipped_base_singer_model_expects_the_shipped_content_encoder():
+    from melisma.singer.convert import BASE_PACK
+    from melisma.singer.voicepack import read_header
+
+    assert read_header(BASE_PACK)["content_encoder"] == get_content_encoder("builtin").identity
+
+
 def test_strict_loading_refuses_wrong_weights(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file

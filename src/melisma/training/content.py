@@ -31,6 +31,10 @@ from melisma.content.perturb import PerturbConfig, perturb_magnitude
 from melisma.features.mel import LOG_FLOOR, magnitude_stft, mel_basis
 from melisma.training.content_data import Clip, load_corpus
 
+# what voice packs record as the content encoder they were trained on: bump it whenever a rebuild ships
+# (a pack of another version then fails with a clear message instead of converting with foreign features)
+IDENTITY = "builtin-v2"
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -204,8 +208,8 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
             with open(log, "a") as f:
                 f.write(json.dumps(row) + "\n")
         if step % 250 == 0:
-            save_builtin(model.encoder, out, extra={"train": json.dumps({**asdict(cfg), "steps": step})})
+            save_builtin(model.encoder, out, identity=IDENTITY, extra={"train": json.dumps({**asdict(cfg), "steps": step})})
     summary = {k: float(np.mean(v[-100:])) for k, v in hist.items()}
     summary.update(steps=step, clips=len(bank.audio), voices=len(bank.voices))
-    save_builtin(model.encoder, out, extra={"train": json.dumps({**asdict(cfg), **summary})})
+    save_builtin(model.encoder, out, identity=IDENTITY, extra={"train": json.dumps({**asdict(cfg), **summary})})
     return summary
