@@ -208,8 +208,13 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
             with open(log, "a") as f:
                 f.write(json.dumps(row) + "\n")
         if step % 250 == 0:
-            save_builtin(model.encoder, out, identity=IDENTITY, extra={"train": json.dumps({**asdict(cfg), "steps": step})})
+            _save(model.encoder, out, cfg, {"steps": step})
     summary = {k: float(np.mean(v[-100:])) for k, v in hist.items()}
     summary.update(steps=step, clips=len(bank.audio), voices=len(bank.voices))
-    save_builtin(model.encoder, out, identity=IDENTITY, extra={"train": json.dumps({**asdict(cfg), **summary})})
+    _save(model.encoder, out, cfg, summary)
     return summary
+
+
+def _save(encoder: BuiltinNet, out: Path, cfg: TrainConfig, info: dict) -> None:
+    """Write the encoder under the recipe's identity, with its settings and ``info`` in the metadata."""
+    save_builtin(encoder, out, identity=IDENTITY, extra={"train": json.dumps({**asdict(cfg), **info})})
