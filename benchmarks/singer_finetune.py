@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--out", default="data/benchmarks/singer_finetune.json")
     ap.add_argument("--pitch-shifts", type=float, nargs="*", default=None,
                     help="semitones of the input-side content variants (default: TrainConfig's)")
+    ap.add_argument("--one-step-weight", type=float, default=None,
+                    help="weight of the student's one-step L1 to the true mel (default: TrainConfig's)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--avoid-texts-of", type=Path, help="held-out corpus whose texts the training must not see")
     args = ap.parse_args()
@@ -45,6 +47,8 @@ def main() -> None:
         cfg = replace(cfg, teacher_steps=args.teacher_steps)
     if args.distill_steps is not None:
         cfg = replace(cfg, distill_steps=args.distill_steps)
+    if args.one_step_weight is not None:
+        cfg = replace(cfg, one_step_weight=args.one_step_weight)
     if args.pitch_shifts is not None:
         cfg = replace(cfg, pitch_shifts=tuple(args.pitch_shifts))
     t0 = time.perf_counter()
@@ -55,7 +59,8 @@ def main() -> None:
     res = {"wall_minutes": wall / 60, "audio_minutes": pack.info.get("trained_seconds_of_audio", 0) / 60,
            "from_base": pack.info.get("from_base"), "pack_mb": path.stat().st_size / 1e6,
            "teacher_steps": cfg.teacher_steps, "distill_steps": cfg.distill_steps,
-           "pitch_shifts": list(cfg.pitch_shifts), "threads": args.threads, "last_log": _last_steps(path)}
+           "pitch_shifts": list(cfg.pitch_shifts),
+           "one_step_weight": cfg.one_step_weight, "threads": args.threads, "last_log": _last_steps(path)}
     print(json.dumps(res, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))

@@ -9,7 +9,13 @@ import pytest
 import torch
 from singer_standins import TINY
 
-from melisma.singer.consistency import consistency_fn, consistency_sample, distillation_loss, ema_update
+from melisma.singer.consistency import (
+    consistency_fn,
+    consistency_sample,
+    distillation_loss,
+    ema_update,
+    one_step_loss,
+)
 from melisma.singer.edm import (
     SIGMA_DATA,
     SIGMA_MAX,
@@ -19,7 +25,14 @@ from melisma.singer.edm import (
     karras_sigmas,
     loss_weight,
 )
-from melisma.singer.model import SingerNet, denormalise_mel, normalise_mel
+from melisma.singer.model import (
+    Condition,
+    SingerConfig,
+    SingerNet,
+    denormalise_mel,
+    normalise_mel,
+    prior_loss,
+)
 
 T = 16
 SMALL = replace(TINY, n_mels=16)
@@ -64,6 +77,10 @@ def test_mel_normalisation_round_trip():
     assert normalise_mel(mel).abs().max() <= 1.0
 
 
+def _rep(cond: Condition, n: int) -> Condition:
+    return Condition(cond.hidden.repeat(n, 1, 1), cond.prior.repeat(n, 1, 1))
+
+
 def _overfit_problem():
     torch.manual_seed(0)
     mel = torch.tanh(torch.randn(1, SMALL.n_mels, T)) * 0.8
@@ -79,14 +96,15 @@ def overfit_teacher():
 
     def eval_loss():
         with torch.no_grad():
-            c = teacher.condition(*inputs).repeat(64, 1, 1)
+            c = _rep(teacher.condition(*inputs), 64)
             return float(edm_loss(teacher, mel.repeat(64, 1, 1), c, generator=torch.Generator().manual_seed(5)))
 
     before = eval_loss()
     opt = torch.optim.Adam(teacher.parameters(), 1e-2)
     gen = torch.Generator().manual_seed(0)
     for _ in range(150):
-        loss = edm_loss(teacher, mel.repeat(4, 1, 1), teacher.condition(*inputs).repeat(4, 1, 1), generator=gen)
+        cond = _rep(teacher.condition(*inputs), 4)
+        loss = edm_loss(teacher, mel.repeat(4, 1, 1), cond, generator=gen) + prior_loss(cond, mel.repeat(4, 1, 1))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -114,8 +132,8 @@ def test_student_one_step_shape_and_distillation_improves(overfit_teacher):
     gen = torch.Generator().manual_seed(0)
     for _ in range(100):
         with torch.no_grad():
-            tc, ec = teacher.condition(*inputs).repeat(4, 1, 1), ema.condition(*inputs).repeat(4, 1, 1)
-        sc = student.condition(*inputs).repeat(4, 1, 1)
+            tc, ec = _rep(teacher.condition(*inputs), 4), _rep(ema.condition(*inputs), 4)
+        sc = _rep(student.condition(*inputs), 4)
         loss = distillation_loss(student, ema, teacher, mel.repeat(4, 1, 1), sc, tc, ec, generator=gen)
         opt.zero_grad()
         loss.backward()
@@ -125,6 +143,55 @@ def test_student_one_step_shape_and_distillation_improves(overfit_teacher):
     assert after < 0.9 * before, (before, after)
     two = consistency_sample(ema, ema.condition(*inputs), SMALL.n_mels, 3, torch.Generator().manual_seed(1))
     assert two.shape == (1, SMALL.n_mels, T) and torch.isfinite(two).all()
+
+
+def test_one_step_loss_is_the_one_step_samples_error_and_training_on_it_lowers_it(overfit_teacher):
+    teacher, mel, inputs, _, _ = overfit_teacher
+    student = copy.deepcopy(teacher)
+
+    def sample_error(seed: int) -> float:
+        with torch.no_grad():
+            out = consistency_sample(student, student.condition(*inputs), SMALL.n_mels, 1,
+                                     torch.Generator().manual_seed(seed))
+        return float((out - mel).abs().mean())
+
+    with torch.no_grad():
+        loss = one_step_loss(student, mel, student.condition(*inputs), generator=torch.Generator().manual_seed(3))
+    assert float(loss) == pytest.approx(sample_error(3), rel=1e-5)
+    before = sum(sample_error(s) for s in range(4)) / 4
+    opt = torch.optim.Adam(student.parameters(), 1e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        loss = one_step_loss(student, mel.repeat(4, 1, 1), _rep(student.condition(*inputs), 4), generator=gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = sum(sample_error(s) for s in range(4)) / 4
+    assert after < 0.7 * before, (before, after)
+
+
+def test_the_prior_learns_the_mel_and_samples_are_the_prior_plus_a_residual(overfit_teacher):
+    teacher, mel, inputs, _, _ = overfit_teacher
+    untrained = SingerNet(SMALL)
+    with torch.no_grad():
+        cond = teacher.condition(*inputs)
+        assert float(prior_loss(cond, mel)) < 0.5 * float(prior_loss(untrained.condition(*inputs), mel))
+        one = consistency_sample(teacher, cond, SMALL.n_mels, 1, torch.Generator().manual_seed(2))
+        noise = torch.randn((1, SMALL.n_mels, T), generator=torch.Generator().manual_seed(2)) * SIGMA_MAX
+        residual = consistency_fn(teacher, noise, torch.full((1,), SIGMA_MAX), cond.hidden)
+    assert torch.allclose(one, cond.prior + residual, atol=1e-6)
+
+
+def test_packs_from_before_the_prior_load_without_one():
+    legacy = SMALL.to_dict()
+    legacy.pop("prior_layers")
+    cfg = SingerConfig.from_dict(legacy)
+    assert cfg.prior_layers == 0 and SingerConfig().prior_layers > 0
+    net = SingerNet(cfg)
+    assert not any(k.startswith("encoder.prior") or k.startswith("encoder.blocks") for k in net.state_dict())
+    _, inputs = _overfit_problem()
+    cond = net.condition(*inputs)
+    assert cond.prior.shape == (1, SMALL.n_mels, T) and not cond.prior.any()
 
 
 def test_cepstral_content_encoder_grid_and_gain_invariance():

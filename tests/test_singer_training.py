@@ -76,6 +76,28 @@ def test_fine_tune_starts_from_the_base_pack(tmp_path, dataset, monkeypatch):
     assert torch.equal(pack.student["denoiser.head.weight"], ref.student["denoiser.head.weight"])
 
 
+def test_with_a_prior_the_student_is_distilled_on_the_fine_tuned_teachers_encoder(tmp_path, dataset, monkeypatch):
+    from singer_standins import tiny_pack
+
+    torch.set_num_threads(1)
+    base = tiny_pack(tmp_path / "base.melisma")
+    monkeypatch.setattr(training, "BASE_MODEL", base)
+    cfg = TrainConfig(teacher_steps=3, distill_steps=2, batch_size=2, segment_frames=16, pitch_shifts=(),
+                      val_every=3, teacher_ema_decay=0.0, model=TINY)
+    out = train_voice([("alto", dataset)], tmp_path / "v.melisma", cfg, content_encoder=StandInEncoder(),
+                      vocoder=StandInVocoder())
+    pack, ref = load_pack(out), load_pack(base)
+    assert TINY.prior_layers > 0
+    encoder = [k for k in pack.student if k.startswith("encoder.")]
+    assert "encoder.prior.weight" in encoder
+    for k in encoder:  # one encoder, one prior, for teacher and student
+        assert torch.equal(pack.student[k], pack.teacher[k]), k
+    assert not torch.equal(pack.teacher["encoder.prior.weight"], ref.teacher["encoder.prior.weight"])
+    assert not torch.equal(pack.student["denoiser.head.weight"], ref.student["denoiser.head.weight"])
+    log = [json.loads(line) for line in (tmp_path / "v.melisma.work" / "log.jsonl").read_text().splitlines()]
+    assert any("val_prior_l1" in r for r in log)
+
+
 def test_the_distilled_and_shipped_teacher_is_the_weight_average(tmp_path, dataset, monkeypatch):
     torch.set_num_threads(1)
     cfg = TrainConfig(teacher_steps=3, distill_steps=0, batch_size=2, segment_frames=16, pitch_shifts=(),

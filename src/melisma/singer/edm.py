@@ -1,6 +1,7 @@
 """EDM (Karras et al. 2022) teacher: preconditioning, training noise and loss, Karras sigmas, Euler/Heun sampler.
 
-D(x, sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma), cond), all over normalised mel.
+D(x, sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma), hidden), over the residual
+normalised mel - prior (see ``melisma.singer.model.Condition``; the prior is zero for a model without one).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from melisma.singer.model import SingerNet
+from melisma.singer.model import Condition, SingerNet, masked_mean
 
 SIGMA_DATA = 0.5
 SIGMA_MIN = 0.002
@@ -47,10 +48,10 @@ def _b(v: torch.Tensor) -> torch.Tensor:
     return v[:, None, None]
 
 
-def edm_denoise(net: SingerNet, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-    """D(x; sigma): noisy mel (B, M, T), sigma (B,) -> denoised mel estimate (B, M, T)."""
+def edm_denoise(net: SingerNet, x: torch.Tensor, sigma: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """D(x; sigma): noisy residual (B, M, T), sigma (B,) -> denoised residual estimate (B, M, T)."""
     p = edm_precond(sigma)
-    return _b(p.c_skip) * x + _b(p.c_out) * net(_b(p.c_in) * x, p.c_noise, cond)
+    return _b(p.c_skip) * x + _b(p.c_out) * net(_b(p.c_in) * x, p.c_noise, hidden)
 
 
 def sample_training_sigma(batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -58,16 +59,15 @@ def sample_training_sigma(batch: int, generator: torch.Generator | None = None) 
     return (torch.randn(batch, generator=generator) * P_STD + P_MEAN).exp()
 
 
-def edm_loss(net: SingerNet, mel: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None = None,
+def edm_loss(net: SingerNet, mel: torch.Tensor, cond: Condition, mask: torch.Tensor | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
-    """Weighted denoising loss on a batch of normalised mel (B, M, T); ``mask`` (B, 1, T) marks valid frames."""
+    """Weighted denoising loss on a batch of normalised mel (B, M, T) (its residual to the prior, which this
+    loss does not train); ``mask`` (B, 1, T) marks valid frames."""
+    residual = mel - cond.prior.detach()
     sigma = sample_training_sigma(mel.shape[0], generator).to(mel)
     noise = torch.randn(mel.shape, generator=generator).to(mel)
-    denoised = edm_denoise(net, mel + _b(sigma) * noise, sigma, cond)
-    err = _b(loss_weight(sigma)) * (denoised - mel) ** 2
-    if mask is None:
-        return err.mean()
-    return (err * mask).sum() / (mask.sum() * mel.shape[1]).clamp_min(1.0)
+    denoised = edm_denoise(net, residual + _b(sigma) * noise, sigma, cond.hidden)
+    return masked_mean(_b(loss_weight(sigma)) * (denoised - residual) ** 2, mask)
 
 
 def karras_sigmas(n: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX, rho: float = RHO
@@ -78,27 +78,27 @@ def karras_sigmas(n: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA
     return (hi + ramp * (lo - hi)) ** rho
 
 
-def ode_step(net: SingerNet, x: torch.Tensor, sigma: float, sigma_next: float, cond: torch.Tensor,
+def ode_step(net: SingerNet, x: torch.Tensor, sigma: float, sigma_next: float, hidden: torch.Tensor,
              heun: bool = True) -> torch.Tensor:
     """One step of the probability-flow ODE dx/dsigma = (x - D(x, sigma)) / sigma, from sigma to sigma_next."""
     b = x.shape[0]
     s = torch.full((b,), sigma, dtype=x.dtype)
-    d = (x - edm_denoise(net, x, s, cond)) / sigma
+    d = (x - edm_denoise(net, x, s, hidden)) / sigma
     x_next = x + (sigma_next - sigma) * d
     if heun and sigma_next > 0:
         s_next = torch.full((b,), sigma_next, dtype=x.dtype)
-        d_next = (x_next - edm_denoise(net, x_next, s_next, cond)) / sigma_next
+        d_next = (x_next - edm_denoise(net, x_next, s_next, hidden)) / sigma_next
         x_next = x + (sigma_next - sigma) * 0.5 * (d + d_next)
     return x_next
 
 
 @torch.no_grad()
-def edm_sample(net: SingerNet, cond: torch.Tensor, n_mels: int, steps: int = 20, heun: bool = True,
+def edm_sample(net: SingerNet, cond: Condition, n_mels: int, steps: int = 20, heun: bool = True,
                generator: torch.Generator | None = None) -> torch.Tensor:
-    """Teacher sampling: condition (B, H, T) -> normalised mel (B, n_mels, T) in ``steps`` Karras steps."""
-    b, _, t = cond.shape
+    """Teacher sampling: condition -> normalised mel (B, n_mels, T) in ``steps`` Karras steps."""
+    b, _, t = cond.hidden.shape
     sigmas = karras_sigmas(max(steps, 2)).tolist() + [0.0]
-    x = torch.randn((b, n_mels, t), generator=generator).to(cond) * sigmas[0]
+    x = torch.randn((b, n_mels, t), generator=generator).to(cond.hidden) * sigmas[0]
     for i in range(len(sigmas) - 1):
-        x = ode_step(net, x, sigmas[i], sigmas[i + 1], cond, heun=heun and sigmas[i + 1] > 0)
-    return x
+        x = ode_step(net, x, sigmas[i], sigmas[i + 1], cond.hidden, heun=heun and sigmas[i + 1] > 0)
+    return cond.prior + x

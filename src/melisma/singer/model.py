@@ -2,6 +2,9 @@
 
 Shapes: content (B, C, T), f0 (B, T) Hz (0 = unvoiced), loudness (B, T) dBFS, singer weights (B, S) summing to 1,
 mel (B, N_MELS, T) normalised to about [-1, 1] (see ``normalise_mel``). T frames at FRAME_RATE (86.13 /s).
+
+As in CoMoSVC (after Grad-TTS), the condition encoder also predicts a *prior* mel from the condition alone,
+trained by regression; the diffusion then models only the residual mel - prior (``Condition``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class SingerConfig:
     layers: int = 12
     dilation_cycle: int = 4  # dilations 1, 2, 4, 8, 1, 2, ...
     kernel_size: int = 3
+    prior_layers: int = 4  # dilated residual conv blocks of the encoder before its prior-mel head; 0 = no prior
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -41,7 +45,7 @@ class SingerConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown singer config keys: {sorted(unknown)}")
-        return cls(**data)
+        return cls(**{"prior_layers": 0, **data})  # packs written before the prior existed have none
 
 
 def normalise_mel(mel: torch.Tensor) -> torch.Tensor:
@@ -61,24 +65,67 @@ def f0_features(f0: torch.Tensor) -> torch.Tensor:
     return torch.stack([logf, voiced], dim=1)
 
 
+@dataclass(frozen=True)
+class Condition:
+    """What the encoder gives the denoiser: ``hidden`` (B, H, T), and ``prior`` (B, M, T), the normalised mel
+    it predicts on its own (zeros for a model without a prior head). Samplers return prior + residual."""
+
+    hidden: torch.Tensor
+    prior: torch.Tensor
+
+
+def masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of (B, M, T) ``err`` over the frames ``mask`` (B, 1, T) marks valid (all of them without a mask)."""
+    if mask is None:
+        return err.mean()
+    return (err * mask).sum() / (mask.sum() * err.shape[1]).clamp_min(1.0)
+
+
+def prior_loss(cond: Condition, mel: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 between the encoder's prior and the true normalised mel (B, M, T)."""
+    return masked_mean((cond.prior - mel).abs(), mask)
+
+
+class PriorBlock(nn.Module):
+    """Dilated conv, SiLU, pointwise conv; residual."""
+
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, 5, padding=2 * dilation, dilation=dilation)
+        self.point = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.point(F.silu(self.conv(F.silu(h))))
+
+
 class ConditionEncoder(nn.Module):
-    """content + pitch + loudness, each projected to ``hidden`` and summed, plus a (mixable) singer embedding."""
+    """content + pitch + loudness, each projected to ``hidden`` and summed, plus a (mixable) singer embedding;
+    with ``prior_layers`` > 0, dilated conv blocks (receptive field 1 + 4 * (2^L - 1) frames) and a prior-mel
+    head."""
 
     def __init__(self, cfg: SingerConfig):
         super().__init__()
+        self.n_mels = cfg.n_mels
         self.content_proj = nn.Conv1d(cfg.content_dim, cfg.hidden, 1)
         self.pitch_proj = nn.Conv1d(2, cfg.hidden, 1)
         self.loud_proj = nn.Conv1d(1, cfg.hidden, 1)
         self.singer = nn.Embedding(cfg.n_singers, cfg.hidden)
         self.mix = nn.Conv1d(cfg.hidden, cfg.hidden, 3, padding=1)
+        self.blocks = nn.ModuleList(PriorBlock(cfg.hidden, 2**i) for i in range(cfg.prior_layers))
+        self.prior = nn.Conv1d(cfg.hidden, cfg.n_mels, 1) if cfg.prior_layers else None
 
     def forward(self, content: torch.Tensor, f0: torch.Tensor, loudness: torch.Tensor,
-                singer_weights: torch.Tensor) -> torch.Tensor:
-        """-> (B, hidden, T). ``singer_weights`` (B, S) rows mix singer embeddings (one-hot = one singer)."""
+                singer_weights: torch.Tensor) -> Condition:
+        """``singer_weights`` (B, S) rows mix singer embeddings (one-hot = one singer)."""
         loud = (loudness.clamp(-100.0, 0.0) / 50.0 + 1.0)[:, None]
         h = self.content_proj(content) + self.pitch_proj(f0_features(f0)) + self.loud_proj(loud)
         h = h + (singer_weights @ self.singer.weight)[:, :, None]
-        return h + self.mix(F.silu(h))
+        h = h + self.mix(F.silu(h))
+        for block in self.blocks:
+            h = block(h)
+        if self.prior is None:
+            return Condition(h, h.new_zeros(h.shape[0], self.n_mels, h.shape[-1]))
+        return Condition(h, self.prior(F.silu(h)))
 
 
 class NoiseEmbedding(nn.Module):
@@ -154,5 +201,5 @@ class SingerNet(nn.Module):
         return self.denoiser(x, c_noise, cond)
 
     def condition(self, content: torch.Tensor, f0: torch.Tensor, loudness: torch.Tensor,
-                  singer_weights: torch.Tensor) -> torch.Tensor:
+                  singer_weights: torch.Tensor) -> Condition:
         return self.encoder(content, f0, loudness, singer_weights)
