@@ -59,8 +59,8 @@ def main() -> None:
     res = {"wall_minutes": wall / 60, "audio_minutes": pack.info.get("trained_seconds_of_audio", 0) / 60,
            "from_base": pack.info.get("from_base"), "pack_mb": path.stat().st_size / 1e6,
            "teacher_steps": cfg.teacher_steps, "distill_steps": cfg.distill_steps,
-           "pitch_shifts": list(cfg.pitch_shifts),
-           "one_step_weight": cfg.one_step_weight, "threads": args.threads, "last_log": _last_steps(path)}
+           "pitch_shifts": list(cfg.pitch_shifts), "one_step_weight": cfg.one_step_weight,
+           "threads": args.threads, "last_log": _last_steps(path)}
     print(json.dumps(res, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))

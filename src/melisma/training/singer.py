@@ -23,7 +23,7 @@ from melisma.progress import say
 from melisma.singer.consistency import consistency_sample, distillation_loss, ema_update, one_step_loss
 from melisma.singer.convert import BASE_PACK
 from melisma.singer.edm import edm_loss
-from melisma.singer.model import SingerConfig, SingerNet, denormalise_mel, prior_loss
+from melisma.singer.model import SingerConfig, SingerNet, denormalise_mel, masked_mean, prior_loss
 from melisma.singer.voicepack import SingerStats, VoicePack, load_pack, read_header, save_pack
 from melisma.training.singer_data import ClipFeatures, list_clips, load_dataset, sample_batch
 
@@ -140,8 +140,9 @@ class Trainer:
             self.student.train()
             with torch.no_grad():
                 t_cond = self.teacher.condition(b.content, b.f0, b.loudness, w)
-                e_cond = self.ema.condition(b.content, b.f0, b.loudness, w)
-            s_cond = self.student.condition(b.content, b.f0, b.loudness, w)
+                # with a prior the three share one frozen encoder: its condition is computed once
+                e_cond = t_cond if self._has_prior else self.ema.condition(b.content, b.f0, b.loudness, w)
+            s_cond = t_cond if self._has_prior else self.student.condition(b.content, b.f0, b.loudness, w)
             loss = distillation_loss(self.student, self.ema, self.teacher, b.mel, s_cond, t_cond, e_cond,
                                      b.mask, generator=self.gen)
             if self.cfg.one_step_weight > 0:
@@ -181,8 +182,7 @@ class Trainer:
             pred = consistency_sample(net, cond, self.cfg.model.n_mels, 1, gen)
 
         def l1(x: torch.Tensor) -> float:
-            err = (denormalise_mel(x) - denormalise_mel(b.mel)).abs() * b.mask
-            return float(err.sum() / (b.mask.sum() * b.mel.shape[1]))
+            return float(masked_mean((denormalise_mel(x) - denormalise_mel(b.mel)).abs(), b.mask))
 
         values = {"val_mel_l1": l1(pred)}
         if self._has_prior:
