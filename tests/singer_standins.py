@@ -14,7 +14,7 @@ from melisma.singer.voicepack import SingerStats, VoicePack, save_pack
 from melisma.vocoder.base import Vocoder
 
 TINY = SingerConfig(content_dim=8, n_singers=2, hidden=16, residual_channels=16, layers=2, dilation_cycle=2,
-                    prior_layers=2)
+                    prior_layers=2, harmonic_template=False)
 
 
 class StandInEncoder(ContentEncoder):

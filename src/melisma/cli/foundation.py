@@ -103,6 +103,7 @@ def _register_singer(stages: argparse._SubParsersAction) -> None:
     p.add_argument("--distill-steps", type=int, default=3_000)
     p.add_argument("--max-minutes", type=float, default=55.0, help="stop after this long and write the pack")
     p.add_argument("--content", default="builtin", help="content encoder the model is conditioned on")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--ship", action="store_true", help="copy the result over the packaged base model")
     p.set_defaults(func=run_singer)
 
@@ -116,7 +117,7 @@ def run_singer(args: argparse.Namespace) -> int:
     from melisma.training.singer import TrainConfig
     from melisma.training.singer_base import train_base
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, args.threads))
     cfg = replace(TrainConfig(), teacher_steps=args.teacher_steps, distill_steps=args.distill_steps,
                   max_minutes=args.max_minutes, val_every=200, checkpoint_every=50)
     say(f"wrote {train_base(args.corpus, args.run, cfg, args.content, ship=args.ship)}")

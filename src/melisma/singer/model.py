@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from melisma.audio.constants import N_MELS
+from melisma.singer.harmonics import harmonic_template
 
 MEL_MIN = -12.0  # natural-log mel floor is ln(1e-5) = -11.5; a little below it
 MEL_MAX = 2.0  # loudest natural-log mel values of full-scale singing
@@ -35,6 +36,9 @@ class SingerConfig:
     dilation_cycle: int = 4  # dilations 1, 2, 4, 8, 1, 2, ...
     kernel_size: int = 3
     prior_layers: int = 4  # dilated residual conv blocks of the encoder before its prior-mel head; 0 = no prior
+    # the F0's harmonic comb in log-mel (melisma.singer.harmonics) as an input and, gated, added to the prior;
+    # needs n_mels == N_MELS
+    harmonic_template: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,7 +49,8 @@ class SingerConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown singer config keys: {sorted(unknown)}")
-        return cls(**{"prior_layers": 0, **data})  # packs written before the prior existed have none
+        # packs written before the prior (or the harmonic template) existed have none
+        return cls(**{"prior_layers": 0, "harmonic_template": False, **data})
 
 
 def normalise_mel(mel: torch.Tensor) -> torch.Tensor:
@@ -101,7 +106,8 @@ class PriorBlock(nn.Module):
 class ConditionEncoder(nn.Module):
     """content + pitch + loudness, each projected to ``hidden`` and summed, plus a (mixable) singer embedding;
     with ``prior_layers`` > 0, dilated conv blocks (receptive field 1 + 4 * (2^L - 1) frames) and a prior-mel
-    head."""
+    head. With ``harmonic_template`` the F0's log-mel comb is a fourth input, and the prior adds it with a
+    per-bin, per-frame gain the encoder predicts (comb depth: how harmonic the voice is there)."""
 
     def __init__(self, cfg: SingerConfig):
         super().__init__()
@@ -113,6 +119,17 @@ class ConditionEncoder(nn.Module):
         self.mix = nn.Conv1d(cfg.hidden, cfg.hidden, 3, padding=1)
         self.blocks = nn.ModuleList(PriorBlock(cfg.hidden, 2**i) for i in range(cfg.prior_layers))
         self.prior = nn.Conv1d(cfg.hidden, cfg.n_mels, 1) if cfg.prior_layers else None
+        self.template_proj: nn.Conv1d | None = None
+        self.comb_gain: nn.Conv1d | None = None
+        if cfg.harmonic_template:
+            if cfg.n_mels != N_MELS:
+                raise ValueError(f"the harmonic template needs n_mels = {N_MELS}, not {cfg.n_mels}")
+            self.template_proj = nn.Conv1d(cfg.n_mels, cfg.hidden, 1)
+            if cfg.prior_layers:
+                gain = nn.Conv1d(cfg.hidden, cfg.n_mels, 1)  # starts at half the comb's depth everywhere
+                nn.init.zeros_(gain.weight)
+                nn.init.constant_(gain.get_parameter("bias"), 0.5)
+                self.comb_gain = gain
 
     def forward(self, content: torch.Tensor, f0: torch.Tensor, loudness: torch.Tensor,
                 singer_weights: torch.Tensor) -> Condition:
@@ -120,12 +137,19 @@ class ConditionEncoder(nn.Module):
         loud = (loudness.clamp(-100.0, 0.0) / 50.0 + 1.0)[:, None]
         h = self.content_proj(content) + self.pitch_proj(f0_features(f0)) + self.loud_proj(loud)
         h = h + (singer_weights @ self.singer.weight)[:, :, None]
+        template = None
+        if self.template_proj is not None:
+            template = harmonic_template(f0) * (2.0 / (MEL_MAX - MEL_MIN))  # in the normalised mel's units
+            h = h + self.template_proj(template)
         h = h + self.mix(F.silu(h))
         for block in self.blocks:
             h = block(h)
         if self.prior is None:
             return Condition(h, h.new_zeros(h.shape[0], self.n_mels, h.shape[-1]))
-        return Condition(h, self.prior(F.silu(h)))
+        prior = self.prior(F.silu(h))
+        if self.comb_gain is not None and template is not None:
+            prior = prior + self.comb_gain(F.silu(h)) * template
+        return Condition(h, prior)
 
 
 class NoiseEmbedding(nn.Module):
