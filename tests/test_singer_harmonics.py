@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from melisma.audio.constants import N_MELS, SAMPLE_RATE
+from melisma.audio.constants import N_FFT, N_MELS, SAMPLE_RATE
 from melisma.features.mel import log_mel, mel_basis
 from melisma.singer.harmonics import exact_template, harmonic_template
 from melisma.singer.model import ConditionEncoder, SingerConfig
@@ -16,7 +16,7 @@ from melisma.singer.model import ConditionEncoder, SingerConfig
 def _mel_bin_of(freq: float) -> int:
     """The mel bin whose filter peaks nearest ``freq``."""
     basis = mel_basis().numpy()
-    fft_bin = int(round(freq * 2048 / SAMPLE_RATE))
+    fft_bin = int(round(freq * N_FFT / SAMPLE_RATE))
     return int(np.argmax(basis[:, fft_bin]))
 
 

@@ -2,10 +2,10 @@
 
 Below about 3 kHz the 128-bin mel resolves single harmonics of a sung voice, so the true log-mel carries a comb
 whose peaks sit at exactly k * F0. In the log domain a voiced frame's mel is about envelope + comb; a network
-that gets F0 only as a number must learn the comb's highly non-linear dependence on it, and on the shipped
-base model that was the largest share of the reconstruction error (true low mel bins lift PESQ-wb from 1.5 to
-2.3). The template gives the comb to the model directly: for each frame, log(mel of the comb) - log(mel of the
-comb's mean level), floored at ``FLOOR_DB`` between harmonics, 0 where unvoiced.
+that gets F0 only as a number must learn the comb's highly non-linear dependence on it. The template gives the
+comb to the model directly: for each frame, log(mel of the comb) - log(mel of the comb's mean level), floored
+at ``FLOOR_DB`` between harmonics, 0 where unvoiced. (It lowers the mel L1 of the base model; the vocoder already
+draws the comb in the audio, so reconstruction PESQ-wb stays where it was — see the model card.)
 
 Shapes: f0 (B, T) Hz -> template (B, N_MELS, T), natural-log units, mean about 0 over the bins of a frame.
 The template depends on F0 alone, so it is computed once on a 2-cent grid over [F0_MIN, F0_MAX] and looked up

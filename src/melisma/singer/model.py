@@ -146,9 +146,10 @@ class ConditionEncoder(nn.Module):
             h = block(h)
         if self.prior is None:
             return Condition(h, h.new_zeros(h.shape[0], self.n_mels, h.shape[-1]))
-        prior = self.prior(F.silu(h))
+        act = F.silu(h)
+        prior = self.prior(act)
         if self.comb_gain is not None and template is not None:
-            prior = prior + self.comb_gain(F.silu(h)) * template
+            prior = prior + self.comb_gain(act) * template
         return Condition(h, prior)
 
 
