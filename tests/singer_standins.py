@@ -37,7 +37,7 @@ class StandInVocoder(Vocoder):
 
     identity = "test-vocoder"
 
-    def forward(self, mel: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, f0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         amp = mel.exp().mean(1).clamp(0, 1)
         amp = torch.repeat_interleave(amp, HOP_SIZE, dim=-1)
         f = torch.repeat_interleave(f0, HOP_SIZE, dim=-1)

@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher-steps", type=int, default=None, help="EDM teacher updates (default 5000)")
     p.add_argument("--distill-steps", type=int, default=None, help="consistency distillation updates (default 2500)")
     p.add_argument("--batch-size", type=int, default=None, help="segments per update (default 8)")
-    p.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long and write the pack")
+    p.add_argument("--max-minutes", type=float, default=0.0,
+                   help="stop after this many minutes of wall time, feature extraction included, and write the pack "
+                        "(0: no limit)")
     p.add_argument("--f0", default="dio", help="pitch extractor (dio, harvest, fcpe, crepe)")
     p.add_argument("--content", default=None,
                    help="content encoder: builtin (learned) or dsp-cepstral-v1 (weight-free); default: the one the "

@@ -203,7 +203,7 @@ class Voice:
             mel = consistency_sample(net, cond, self.pack.config.n_mels, options.steps, generator)
         else:
             mel = edm_sample(net, cond, self.pack.config.n_mels, options.steps, generator=generator)
-        wave = self.vocoder(denormalise_mel(mel), f0_t)[0].numpy()
+        wave = self.vocoder(denormalise_mel(mel), f0_t, generator=generator)[0].numpy()
         return _fit_frames(wave, n).astype(np.float32)
 
     def _net(self, options: ConvertOptions):

@@ -55,7 +55,9 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 25
     patience: int = 4  # validations without improvement before a phase stops early
-    max_minutes: float = 0.0  # 0 = no time limit; else stop, and write the pack, after this long
+    # 0 = no time limit; else stop, and write the pack, after this long: the wall time of every run of the command
+    # together, feature extraction included
+    max_minutes: float = 0.0
     seed: int = 0
     from_scratch: bool = False
     model: SingerConfig = field(default_factory=SingerConfig)
@@ -398,6 +400,7 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     if restart and checkpoint.exists():
         checkpoint.unlink()
     say(f"extracting features of {len(datasets)} dataset(s)")
+    started = time.monotonic()
     clips = load_dataset(datasets, enc, list(cfg.pitch_shifts), f0_method)
     train, val = _split(clips)
     cfg, teacher, student, from_base = _init_models(cfg, identity, int(dim or clips[0].content.shape[1]))
@@ -405,6 +408,7 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     if checkpoint.exists():
         trainer.load_checkpoint(checkpoint)
         say(f"resuming at {trainer.state.phase} step {trainer.state.step}")
+    trainer.state.elapsed_s += time.monotonic() - started  # max_minutes counts this run's feature extraction
     trainer.run(checkpoint)
     stats = {}
     for i, name in enumerate(names):

@@ -135,19 +135,22 @@ class BuiltinVocoder(Vocoder):
     def _stft(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stft(x, self.cfg.n_fft, self.cfg.sub_hop, window=self.window, center=True, return_complex=True)
 
-    def _noise_spectrum(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
+    def _noise_spectrum(self, shape: torch.Size, device: torch.device,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
         """Complex Gaussian (B, n_bins, frames) with the STFT power of unit white noise under our window:
         drawn in the frequency domain directly, which saves one STFT per call."""
         scale = (self.window.pow(2).sum() / 2).sqrt()
-        return torch.complex(torch.randn(shape, device=device), torch.randn(shape, device=device)) * scale
+        re, im = (torch.randn(shape, generator=generator).to(device) for _ in range(2))
+        return torch.complex(re, im) * scale
 
     def forward(
-        self, mel: torch.Tensor, f0: torch.Tensor, noise: torch.Tensor | None = None
+        self, mel: torch.Tensor, f0: torch.Tensor, noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """mel (B, 128, T) natural-log mel, f0 (B, T) Hz (0 = unvoiced) -> (B, T * 512) waveform.
 
-        ``noise`` (B, n_bins, T * 512 / sub_hop + 1) complex replaces the internal noise spectrum (for
-        reproducible output; seeding torch does the same).
+        ``noise`` (B, n_bins, T * 512 / sub_hop + 1) complex replaces the internal noise spectrum; else it is
+        drawn from ``generator`` (the same generator state gives the same waveform) or torch's global one.
         """
         if mel.dim() != 3 or mel.shape[1] != N_MELS or f0.shape != (mel.shape[0], mel.shape[2]):
             raise ValueError(f"expected mel (B, {N_MELS}, T) and f0 (B, T), got {tuple(mel.shape)}, {tuple(f0.shape)}")
@@ -155,7 +158,7 @@ class BuiltinVocoder(Vocoder):
         h_filter, n_filter = self.filters(mel, f0)
         source = harmonic_excitation(f0, HOP_SIZE)
         if noise is None:
-            noise = self._noise_spectrum(h_filter.shape, mel.device)
+            noise = self._noise_spectrum(h_filter.shape, mel.device, generator)
         spec = h_filter * self._stft(source) + n_filter * noise
         audio = torch.istft(spec, self.cfg.n_fft, self.cfg.sub_hop, window=self.window, center=True, length=n)
         return audio if self.training else audio.clamp(-1.0, 1.0)
