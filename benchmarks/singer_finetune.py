@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--one-step-weight", type=float, default=None,
                     help="weight of the student's one-step L1 to the true mel (default: TrainConfig's)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--f0", default="dio", help="pitch extractor of the training features (default dio)")
     ap.add_argument("--avoid-texts-of", type=Path, help="held-out corpus whose texts the training must not see")
     args = ap.parse_args()
     dataset = _without_texts_of(args.dataset, args.avoid_texts_of, args.run.parent) if args.avoid_texts_of \
@@ -53,14 +54,14 @@ def main() -> None:
         cfg = replace(cfg, pitch_shifts=tuple(args.pitch_shifts))
     t0 = time.perf_counter()
     path = train_voice([(args.dataset.name, dataset)], args.run, cfg, content=base.content_encoder,
-                       restart=True)
+                       restart=True, f0_method=args.f0)
     wall = time.perf_counter() - t0
     pack = load_pack(path)
     res = {"wall_minutes": wall / 60, "audio_minutes": pack.info.get("trained_seconds_of_audio", 0) / 60,
            "from_base": pack.info.get("from_base"), "pack_mb": path.stat().st_size / 1e6,
            "teacher_steps": cfg.teacher_steps, "distill_steps": cfg.distill_steps,
            "pitch_shifts": list(cfg.pitch_shifts), "one_step_weight": cfg.one_step_weight,
-           "threads": args.threads, "last_log": _last_steps(path)}
+           "threads": args.threads, "f0": args.f0, "last_log": _last_steps(path)}
     print(json.dumps(res, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))
