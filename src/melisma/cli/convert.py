@@ -18,8 +18,8 @@ def add_voice_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=("consistency", "teacher"), default="consistency",
                    help="for --steps > 1: multi-step consistency sampling or the EDM teacher")
     p.add_argument("--f0", default="dio",
-                   help="pitch extractor: dio (default, fastest), fcpe (fewer voicing drop-outs, pipeline about 2x "
-                        "slower), harvest, crepe")
+                   help="pitch extractor: dio (default, fastest, with voicing recovery), fcpe (neural, the most "
+                        "accurate pitch; pipeline about 2x slower), harvest, crepe")
     p.add_argument("--sample-rate", type=int, default=None, help="output rate in Hz (default 44100)")
     p.add_argument("--chunk-seconds", type=float, default=30.0, help="longest chunk converted at once")
     p.add_argument("--seed", type=int, default=0)

