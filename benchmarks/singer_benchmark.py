@@ -46,6 +46,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from melisma.audio.io import load_audio
     from melisma.evaluate import evaluate_clips, target_embedding_of, timed
+    from melisma.evaluate.pitch import extract_f0
     from melisma.singer.convert import load_voice
 
     voice = load_voice(args.pack, f0=args.f0)
@@ -80,18 +81,19 @@ def main() -> None:
                 (y, out_sr), took = timed(voice.convert, audio, sr, transpose=shifts[name], **kw)
                 rows[role].append(((y, out_sr), took))
     results = {}
+    judged_sources = [extract_f0(a, a_sr) for a, a_sr in sources]
     for role, outs in rows.items():
         res = evaluate_clips([o for o, _ in outs], target_embedding=target, sources=sources, reference_f0=intended,
                              conversion_seconds=[t for _, t in outs],
-                             metrics=("similarity", "pitch", "dnsmos", "speed"))
+                             metrics=("similarity", "pitch", "dnsmos", "speed"), keep_details=True)
         mcd = _mcd_to_parallel([o for o, _ in outs], parallel, args.heldout)
         results[role] = {"aggregate": {k: {"mean": v.mean, "median": v.median, "worst": v.worst}
                                        for k, v in res.aggregate.items()},
                          "clips": [c.__dict__ for c in res.clips]}
         if mcd is not None:
             results[role]["aggregate"]["mcd_db"] = mcd
-        results[role]["aggregate"]["vuv_agreement_with_source"] = _vuv_with_judged_source([o for o, _ in outs],
-                                                                                          sources)
+        results[role]["aggregate"]["vuv_agreement_with_source"] = _vuv_with_judged_source(
+            [d.output_f0 for d in res.details], judged_sources)
     own = [c for c in by_voice[args.target] if c["kind"] == "sung"]
     recon = []
     for c in own:
@@ -117,13 +119,12 @@ def main() -> None:
     print(f"wrote {args.json}")
 
 
-def _vuv_with_judged_source(outs: list, sources: list):
+def _vuv_with_judged_source(output_f0s: list, source_f0s: list):
     """V/UV agreement of each output with its source, both as the judge tracker hears them (the usual SVC
     figure: it leaves out the frames where the judge already disagrees with the source's true F0)."""
-    from melisma.evaluate.pitch import extract_f0, pitch_scores
+    from melisma.evaluate.pitch import pitch_scores
 
-    vals = [pitch_scores(extract_f0(y, sr), extract_f0(a, a_sr)).vuv_agreement
-            for (y, sr), (a, a_sr) in zip(outs, sources, strict=True)]
+    vals = [pitch_scores(out, src).vuv_agreement for out, src in zip(output_f0s, source_f0s, strict=True)]
     return {"mean": float(np.mean(vals)), "median": float(np.median(vals)), "worst": float(np.min(vals))}
 
 

@@ -10,8 +10,8 @@ from torch import nn
 
 class Vocoder(nn.Module, ABC):
     """mel (B, N_MELS, T) natural-log mel as ``melisma.features.mel.log_mel`` makes it, f0 (B, T) Hz (0 = unvoiced)
-    -> waveform (B, T * HOP_SIZE) float in [-1, 1] at SAMPLE_RATE. Whatever noise a vocoder draws comes from
-``generator`` when one is given, so a seeded conversion is reproducible.
+    -> waveform (B, T * HOP_SIZE) float in [-1, 1] at SAMPLE_RATE. Whatever noise a vocoder draws comes
+    from ``generator`` when one is given, so a seeded conversion is reproducible.
 
     ``identity`` names the weights (e.g. ``builtin-v1``) so voice packs can record which vocoder they expect.
     """
