@@ -32,6 +32,9 @@ def main() -> None:
                     help="semitones of the input-side content variants (default: TrainConfig's)")
     ap.add_argument("--one-step-weight", type=float, default=None,
                     help="weight of the student's one-step L1 to the true mel (default: TrainConfig's)")
+    ap.add_argument("--teacher-lr", type=float, default=None, help="teacher learning rate (default: TrainConfig's)")
+    ap.add_argument("--teacher-ema", type=float, default=None,
+                    help="decay of the teacher's weight average that is shipped (default: TrainConfig's)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--f0", default="dio", help="pitch extractor of the training features (default dio)")
     ap.add_argument("--avoid-texts-of", type=Path, help="held-out corpus whose texts the training must not see")
@@ -50,6 +53,10 @@ def main() -> None:
         cfg = replace(cfg, distill_steps=args.distill_steps)
     if args.one_step_weight is not None:
         cfg = replace(cfg, one_step_weight=args.one_step_weight)
+    if args.teacher_lr is not None:
+        cfg = replace(cfg, teacher_lr=args.teacher_lr)
+    if args.teacher_ema is not None:
+        cfg = replace(cfg, teacher_ema_decay=args.teacher_ema)
     if args.pitch_shifts is not None:
         cfg = replace(cfg, pitch_shifts=tuple(args.pitch_shifts))
     t0 = time.perf_counter()
@@ -61,6 +68,7 @@ def main() -> None:
            "from_base": pack.info.get("from_base"), "pack_mb": path.stat().st_size / 1e6,
            "teacher_steps": cfg.teacher_steps, "distill_steps": cfg.distill_steps,
            "pitch_shifts": list(cfg.pitch_shifts), "one_step_weight": cfg.one_step_weight,
+           "teacher_lr": cfg.teacher_lr, "teacher_ema_decay": cfg.teacher_ema_decay,
            "threads": args.threads, "f0": args.f0, "last_log": _last_steps(path)}
     print(json.dumps(res, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -79,9 +79,13 @@ def one_step_loss(student: SingerNet, mel: torch.Tensor, cond: Condition, mask: 
 
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * model, parameter by parameter."""
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter; a frozen parameter of ``model`` is copied
+    (averaging equal values would still drift it by float rounding)."""
     for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-        pe.mul_(decay).add_(pm.detach(), alpha=1.0 - decay)
+        if pm.requires_grad:
+            pe.mul_(decay).add_(pm.detach(), alpha=1.0 - decay)
+        else:
+            pe.copy_(pm.detach())
 
 
 @torch.no_grad()
