@@ -121,6 +121,30 @@ def test_the_distilled_and_shipped_teacher_is_the_weight_average(tmp_path, datas
     assert not torch.allclose(shipped, raw[key].half().float(), atol=1e-6)
 
 
+def test_max_minutes_bounds_both_phases_together(tmp_path, dataset, monkeypatch):
+    """A fake clock that advances one second per update: with an 8 s budget the teacher gets 0.6 of it and the
+    distillation only what is left, even when no checkpoint recorded the teacher's time."""
+    torch.set_num_threads(1)
+    clock = [0.0]
+    monkeypatch.setattr(training.time, "monotonic", lambda: clock[0])
+    real_step = training.Trainer.train_step
+    phases = []
+
+    def one_second(self):
+        clock[0] += 1.0
+        phases.append(self.state.phase)
+        return real_step(self)
+
+    monkeypatch.setattr(training.Trainer, "train_step", one_second)
+    cfg = TrainConfig(teacher_steps=50, distill_steps=50, batch_size=2, segment_frames=16, pitch_shifts=(),
+                      val_every=1000, checkpoint_every=1000, log_every=1000, max_minutes=8 / 60,
+                      from_scratch=True, model=TINY)
+    train_voice([("alto", dataset)], tmp_path / "v.melisma", cfg, content_encoder=StandInEncoder(),
+                vocoder=StandInVocoder())
+    assert phases.count("teacher") == 5  # 0.6 x 8 s
+    assert phases.count("distill") == 3  # the 8 s minus the teacher's 5
+
+
 def _assert_tensorboard_has(folder, scalar: str, audio: str) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

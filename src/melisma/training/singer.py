@@ -267,6 +267,7 @@ class Trainer:
         try:
             while self.state.phase != "done":
                 if self.state.step >= total[self.state.phase] or self._out_of_time(elapsed0, t0):
+                    self.state.elapsed_s = elapsed0 + time.monotonic() - t0  # the next phase's budget counts it
                     self._next_phase()
                     t0, step0, elapsed0 = time.monotonic(), 0, self.state.elapsed_s
                     continue
