@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--teacher-lr", type=float, default=None, help="teacher learning rate (default: TrainConfig's)")
     ap.add_argument("--teacher-ema", type=float, default=None,
                     help="decay of the teacher's weight average that is shipped (default: TrainConfig's)")
+    ap.add_argument("--sigma-data", type=float, default=None,
+                    help="EDM sigma_data of the fine-tune (default: TrainConfig's)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--f0", default="dio", help="pitch extractor of the training features (default dio)")
     ap.add_argument("--avoid-texts-of", type=Path, help="held-out corpus whose texts the training must not see")
@@ -57,6 +59,8 @@ def main() -> None:
         cfg = replace(cfg, teacher_lr=args.teacher_lr)
     if args.teacher_ema is not None:
         cfg = replace(cfg, teacher_ema_decay=args.teacher_ema)
+    if args.sigma_data is not None:
+        cfg = replace(cfg, sigma_data=args.sigma_data)
     if args.pitch_shifts is not None:
         cfg = replace(cfg, pitch_shifts=tuple(args.pitch_shifts))
     t0 = time.perf_counter()
@@ -68,7 +72,7 @@ def main() -> None:
            "from_base": pack.info.get("from_base"), "pack_mb": path.stat().st_size / 1e6,
            "teacher_steps": cfg.teacher_steps, "distill_steps": cfg.distill_steps,
            "pitch_shifts": list(cfg.pitch_shifts), "one_step_weight": cfg.one_step_weight,
-           "teacher_lr": cfg.teacher_lr, "teacher_ema_decay": cfg.teacher_ema_decay,
+           "sigma_data": pack.config.sigma_data, "teacher_lr": cfg.teacher_lr, "teacher_ema_decay": cfg.teacher_ema_decay,
            "threads": args.threads, "f0": args.f0, "last_log": _last_steps(path)}
     print(json.dumps(res, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

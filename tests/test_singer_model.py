@@ -17,13 +17,16 @@ from melisma.singer.consistency import (
     one_step_loss,
 )
 from melisma.singer.edm import (
+    P_MEAN,
     SIGMA_DATA,
     SIGMA_MAX,
     SIGMA_MIN,
+    edm_denoise,
     edm_loss,
     edm_precond,
     karras_sigmas,
     loss_weight,
+    sample_training_sigma,
 )
 from melisma.singer.model import (
     Condition,
@@ -45,6 +48,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def test_sigma_data_moves_the_training_noise_and_the_preconditioning():
+    wide = sample_training_sigma(20000, torch.Generator().manual_seed(0), SIGMA_DATA)
+    narrow = sample_training_sigma(20000, torch.Generator().manual_seed(0), 0.1)
+    assert abs(float(wide.log().median()) - P_MEAN) < 0.05
+    assert torch.allclose(narrow, wide * 0.1 / SIGMA_DATA, rtol=1e-5)
+    net = SingerNet(replace(TINY, sigma_data=0.1))
+    torch.nn.init.zeros_(net.denoiser.head.weight)
+    torch.nn.init.zeros_(net.denoiser.head.bias)
+    x = torch.randn(1, TINY.n_mels, 8)
+    hidden = torch.zeros(1, TINY.hidden, 8)
+    # with F = 0 the denoiser keeps c_skip of its input: one half where sigma equals the model's sigma_data
+    assert torch.allclose(edm_denoise(net, x, torch.tensor([0.1]), hidden), 0.5 * x, atol=1e-6)
 
 
 def test_edm_preconditioning_identities():

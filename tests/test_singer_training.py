@@ -93,6 +93,7 @@ def test_with_a_prior_the_student_is_distilled_on_the_fine_tuned_teachers_encode
     for k in encoder:  # one encoder, one prior, for teacher and student
         assert torch.equal(pack.student[k], pack.teacher[k]), k
     assert not torch.equal(pack.teacher["encoder.prior.weight"], ref.teacher["encoder.prior.weight"])
+    assert pack.config.sigma_data == cfg.sigma_data != ref.config.sigma_data  # the run's, not the base's
     assert not torch.equal(pack.student["denoiser.head.weight"], ref.student["denoiser.head.weight"])
     log = [json.loads(line) for line in (tmp_path / "v.melisma.work" / "log.jsonl").read_text().splitlines()]
     assert any("val_prior_l1" in r for r in log)

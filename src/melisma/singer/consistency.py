@@ -27,7 +27,7 @@ def consistency_coeffs(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA, sigm
 
 def consistency_fn(net: SingerNet, x: torch.Tensor, sigma: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     """f(x, sigma): noisy residual (B, M, T) at noise levels sigma (B,) -> clean residual estimate (B, M, T)."""
-    c_skip, c_out, c_in, c_noise = consistency_coeffs(sigma)
+    c_skip, c_out, c_in, c_noise = consistency_coeffs(sigma, net.cfg.sigma_data)
     return _b(c_skip) * x + _b(c_out) * net(_b(c_in) * x, c_noise, hidden)
 
 

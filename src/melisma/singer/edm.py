@@ -6,6 +6,7 @@ normalised mel - prior (see ``melisma.singer.model.Condition``; the prior is zer
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +17,7 @@ SIGMA_DATA = 0.5
 SIGMA_MIN = 0.002
 SIGMA_MAX = 80.0
 RHO = 7.0
-P_MEAN = -1.2  # log-normal training noise: ln(sigma) ~ N(P_MEAN, P_STD^2)
+P_MEAN = -1.2  # log-normal training noise: ln(sigma) ~ N(P_MEAN + ln(sigma_data / SIGMA_DATA), P_STD^2)
 P_STD = 1.2
 
 
@@ -50,13 +51,14 @@ def _b(v: torch.Tensor) -> torch.Tensor:
 
 def edm_denoise(net: SingerNet, x: torch.Tensor, sigma: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     """D(x; sigma): noisy residual (B, M, T), sigma (B,) -> denoised residual estimate (B, M, T)."""
-    p = edm_precond(sigma)
+    p = edm_precond(sigma, net.cfg.sigma_data)
     return _b(p.c_skip) * x + _b(p.c_out) * net(_b(p.c_in) * x, p.c_noise, hidden)
 
 
-def sample_training_sigma(batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(batch,) noise levels from EDM's log-normal distribution."""
-    return (torch.randn(batch, generator=generator) * P_STD + P_MEAN).exp()
+def sample_training_sigma(batch: int, generator: torch.Generator | None = None, sigma_data: float = SIGMA_DATA
+                          ) -> torch.Tensor:
+    """(batch,) noise levels from EDM's log-normal distribution, moved with ``sigma_data`` (EDM's is for 0.5)."""
+    return (torch.randn(batch, generator=generator) * P_STD + P_MEAN + math.log(sigma_data / SIGMA_DATA)).exp()
 
 
 def edm_loss(net: SingerNet, mel: torch.Tensor, cond: Condition, mask: torch.Tensor | None = None,
@@ -64,10 +66,11 @@ def edm_loss(net: SingerNet, mel: torch.Tensor, cond: Condition, mask: torch.Ten
     """Weighted denoising loss on a batch of normalised mel (B, M, T) (its residual to the prior, which this
     loss does not train); ``mask`` (B, 1, T) marks valid frames."""
     residual = mel - cond.prior.detach()
-    sigma = sample_training_sigma(mel.shape[0], generator).to(mel)
+    sigma_data = net.cfg.sigma_data
+    sigma = sample_training_sigma(mel.shape[0], generator, sigma_data).to(mel)
     noise = torch.randn(mel.shape, generator=generator).to(mel)
     denoised = edm_denoise(net, residual + _b(sigma) * noise, sigma, cond.hidden)
-    return masked_mean(_b(loss_weight(sigma)) * (denoised - residual) ** 2, mask)
+    return masked_mean(_b(loss_weight(sigma, sigma_data)) * (denoised - residual) ** 2, mask)
 
 
 def karras_sigmas(n: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX, rho: float = RHO

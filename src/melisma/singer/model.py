@@ -39,6 +39,10 @@ class SingerConfig:
     # the F0's harmonic comb in log-mel (melisma.singer.harmonics) as an input and, gated, added to the prior;
     # needs n_mels == N_MELS
     harmonic_template: bool = True
+    # EDM's sigma_data, the spread of what the diffusion generates (the residual mel - prior): it sets the
+    # preconditioning and the training noise of teacher and student (packs written before this field: 0.5;
+    # training sets it from TrainConfig.sigma_data)
+    sigma_data: float = 0.5
 
     def to_dict(self) -> dict:
         return asdict(self)
