@@ -48,21 +48,14 @@ def main() -> None:
     from melisma.training.singer import BASE_MODEL, TrainConfig, train_voice
 
     base = load_pack(BASE_MODEL)  # the fine-tune needs the base model and its content encoder
-    cfg = replace(TrainConfig(), max_minutes=args.max_minutes)
-    if args.teacher_steps is not None:
-        cfg = replace(cfg, teacher_steps=args.teacher_steps)
-    if args.distill_steps is not None:
-        cfg = replace(cfg, distill_steps=args.distill_steps)
-    if args.one_step_weight is not None:
-        cfg = replace(cfg, one_step_weight=args.one_step_weight)
-    if args.teacher_lr is not None:
-        cfg = replace(cfg, teacher_lr=args.teacher_lr)
-    if args.teacher_ema is not None:
-        cfg = replace(cfg, teacher_ema_decay=args.teacher_ema)
-    if args.sigma_data is not None:
-        cfg = replace(cfg, sigma_data=args.sigma_data)
-    if args.pitch_shifts is not None:
-        cfg = replace(cfg, pitch_shifts=tuple(args.pitch_shifts))
+    # command-line option -> TrainConfig field; options left out keep TrainConfig's defaults
+    fields = {"teacher_steps": "teacher_steps", "distill_steps": "distill_steps",
+              "one_step_weight": "one_step_weight", "teacher_lr": "teacher_lr", "teacher_ema": "teacher_ema_decay",
+              "sigma_data": "sigma_data", "pitch_shifts": "pitch_shifts"}
+    given = {field: getattr(args, opt) for opt, field in fields.items() if getattr(args, opt) is not None}
+    if "pitch_shifts" in given:
+        given["pitch_shifts"] = tuple(given["pitch_shifts"])
+    cfg = replace(TrainConfig(), max_minutes=args.max_minutes, **given)
     t0 = time.perf_counter()
     path = train_voice([(args.dataset.name, dataset)], args.run, cfg, content=base.content_encoder,
                        restart=True, f0_method=args.f0)
