@@ -28,7 +28,7 @@ def main() -> None:
     from melisma.audio.io import load_audio
     from melisma.demo import demo_clip, demo_dir
     from melisma.evaluate import evaluate_clips, timed
-    from melisma.singer.convert import builtin_voices, extract_f0, load_voice, parse_singer_mix
+    from melisma.singer.convert import builtin_voices, load_voice, parse_singer_mix
 
     audio, sr = load_audio(demo_clip("vocal"))
     true_f0 = np.load(demo_dir() / "demo-vocal-f0.npy")
@@ -36,7 +36,7 @@ def main() -> None:
     for name in builtin_voices():
         voice = load_voice(name)
         weights = parse_singer_mix(None if voice.default_singer is None else voice.default_singer, voice.singers)
-        shift = voice.auto_transpose_semitones(extract_f0(audio, voice.f0_method), weights)
+        shift = voice.auto_transpose_semitones(voice.features.f0(audio), weights)
         (out, out_sr), took = timed(voice.convert, audio, sr, transpose=shift)
         refs = sorted((args.refs / "audio" / name).glob("*.flac"))[: args.per_voice_refs]
         res = evaluate_clips([(out, out_sr)], [str(r) for r in refs], sources=[(audio, sr)],

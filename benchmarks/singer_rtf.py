@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--out", default="data/benchmarks/singer_rtf.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from melisma.singer.convert import BASE_PACK, extract_f0, load_voice
+    from melisma.singer.convert import BASE_PACK, load_voice
 
     if args.pack:
         pack = Path(args.pack)
@@ -69,7 +69,7 @@ def main() -> None:
     x = torch.from_numpy(audio)[None]
     with torch.no_grad():
         t = time.perf_counter()
-        f0 = extract_f0(audio)
+        f0 = voice.features.f0(audio)
         stages["f0"] = time.perf_counter() - t
         t = time.perf_counter()
         content = enc(x)

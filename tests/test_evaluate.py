@@ -92,8 +92,10 @@ def _world_shift(audio: np.ndarray, semitones: float) -> np.ndarray:
     """Resynthesise with WORLD with every F0 scaled by 2^(semitones/12); timing and envelope kept."""
     import pyworld
 
+    from melisma.features.pitch import world_f0
+
     x = audio.astype(np.float64)
-    f0, t = pyworld.harvest(x, SAMPLE_RATE, f0_floor=50.0, f0_ceil=1100.0, frame_period=FRAME_PERIOD_MS)
+    f0, t = world_f0(x, SAMPLE_RATE, "harvest", refine=False)
     sp = pyworld.cheaptrick(x, f0, t, SAMPLE_RATE)
     ap = pyworld.d4c(x, f0, t, SAMPLE_RATE)
     y = pyworld.synthesize(f0 * 2 ** (semitones / 12), sp, ap, SAMPLE_RATE, FRAME_PERIOD_MS)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from singer_standins import StandInEncoder
 
 from melisma.audio.constants import HOP_SIZE, N_MELS
 from melisma.cli import main
-from melisma.features.cache import FeatureCache, extract_features
+from melisma.features.cache import FeatureCache
+from melisma.features.extractor import FeatureExtractor
 from melisma.features.loudness import frame_a_weighted_db, frame_loudness_db, frame_rms_db
 
 
@@ -22,54 +24,101 @@ def dataset(tmp_path, sine_clip):
     return root
 
 
-def test_extract_features_shapes_share_one_grid(sine_clip):
+def test_extractor_features_share_one_grid(sine_clip):
     audio, sr, _ = sine_clip
-    feats = extract_features(audio, sr, pitch="dio")
+    feats = FeatureExtractor("dio", StandInEncoder(), pitch_shifts=(-3.0, 3.0))(audio, sr)
     t = audio.size // HOP_SIZE + 1
-    assert feats["f0"].shape == (t,) and feats["loudness"].shape == (t,) and feats["mel"].shape == (N_MELS, t)
-    assert np.median(feats["f0"][feats["f0"] > 0]) == pytest.approx(220.0, rel=0.02)
-    feats22 = extract_features(audio[::2], sr // 2, pitch="dio")  # same duration at another rate
-    assert feats22["mel"].shape == (N_MELS, t) and feats22["f0"].shape == (t,)
+    assert feats.f0.shape == (t,) and feats.loudness.shape == (t,) and feats.mel.shape == (N_MELS, t)
+    assert feats.content.shape == (3, StandInEncoder.dim, t)  # the clip, then its -3 and +3 variants
+    assert np.median(feats.f0[feats.f0 > 0]) == pytest.approx(220.0, rel=0.02)
+    assert not np.allclose(feats.content[0], feats.content[1])
+    at22 = FeatureExtractor("dio", mel=True)(audio[::2], sr // 2)  # same duration at another rate
+    assert at22.mel.shape == (N_MELS, t) and at22.f0.shape == (t,) and at22.content is None
+
+
+def test_model_pitch_is_what_the_extractor_and_conversion_use(sine_clip):
+    from melisma.features.pitch import MODEL_ANALYSIS_RATE, model_pitch
+
+    audio, sr, _ = sine_clip
+    ex = FeatureExtractor("dio")
+    assert ex.pitch.settings() == model_pitch("dio").settings()
+    assert ex.pitch.settings()["analysis_rate"] == MODEL_ANALYSIS_RATE
+    np.testing.assert_array_equal(ex.f0(audio), model_pitch("dio").extract(audio, sr))
 
 
 def test_cache_reuses_then_invalidates_on_settings_change(dataset, tmp_path):
+    from melisma.features.pitch import model_pitch
+
     clip = dataset / "wavs" / "a.wav"
-    cache = FeatureCache(tmp_path / "cache", pitch="dio")
-    first = cache.get(clip)
+    cache = FeatureCache(tmp_path / "cache", FeatureExtractor("dio"))
+    first = cache.get(clip)[0]
     entry = cache.entry_path(clip)
     mtime = entry.stat().st_mtime_ns
-    again = FeatureCache(tmp_path / "cache", pitch="dio")
-    second = again.get(clip)
+    again = FeatureCache(tmp_path / "cache", FeatureExtractor("dio"))
+    second = again.get(clip)[0]
     assert (again.hits, again.misses) == (1, 0) and entry.stat().st_mtime_ns == mtime
-    for name in first:
-        np.testing.assert_array_equal(first[name], second[name])
-    changed = FeatureCache(tmp_path / "cache", pitch="dio", median=7)
+    for name, value in first.arrays().items():
+        np.testing.assert_array_equal(value, getattr(second, name))
+    changed = FeatureCache(tmp_path / "cache", FeatureExtractor(model_pitch("dio", median=7)))
     changed.get(clip)
     assert (changed.hits, changed.misses) == (0, 1)
-    back = FeatureCache(tmp_path / "cache", pitch="dio")  # the entry now holds median=7: stale again
-    np.testing.assert_array_equal(back.get(clip)["f0"], first["f0"])
+    back = FeatureCache(tmp_path / "cache", FeatureExtractor("dio"))  # the entry now holds median=7: stale again
+    np.testing.assert_array_equal(back.get(clip)[0].f0, first.f0)
     assert (back.hits, back.misses) == (0, 1)
     assert not list((tmp_path / "cache").glob("*.tmp")), "no temp files left behind"
 
 
+class OtherEncoder(StandInEncoder):
+    identity = "test-encoder-other"
+
+
+@pytest.mark.parametrize("change", [
+    {"content_encoder": OtherEncoder()},  # another content encoder identity
+    {"pitch_shifts": (3.0,)},  # other pitch-shift variants
+    {"loudness": "A"},  # another loudness kind
+])
+def test_cache_key_covers_content_identity_shifts_and_loudness(dataset, tmp_path, change):
+    clip = dataset / "wavs" / "b.wav"
+    base = {"pitch": "dio", "content_encoder": StandInEncoder(), "pitch_shifts": (-3.0,), "loudness": "rms"}
+    FeatureCache(tmp_path / "cache", FeatureExtractor(**base)).get(clip)
+    same = FeatureCache(tmp_path / "cache", FeatureExtractor(**base))
+    same.get(clip)
+    other = FeatureCache(tmp_path / "cache", FeatureExtractor(**{**base, **change}))
+    pieces = other.get(clip)
+    assert (same.hits, other.misses) == (1, 1)
+    if "pitch_shifts" in change:
+        assert pieces[0].content.shape[0] == 2
+
+
+def test_long_clips_are_cached_as_pieces(tmp_path, sine_clip):
+    audio, sr, _ = sine_clip
+    clip = tmp_path / "long.wav"
+    sf.write(clip, np.concatenate([audio] * 3), sr)  # 6 s
+    cache = FeatureCache(tmp_path / "cache", FeatureExtractor("dio"), max_piece_s=2.5)
+    pieces = cache.get(clip)
+    assert [p.frames for p in pieces] == [int(2.5 * sr) // HOP_SIZE + 1] * 2 + [int(1.0 * sr) // HOP_SIZE + 1]
+    again = FeatureCache(tmp_path / "cache", FeatureExtractor("dio"), max_piece_s=2.5).get(clip)
+    assert len(again) == 3 and np.array_equal(again[2].f0, pieces[2].f0)
+
+
 def test_cache_invalidates_when_audio_changes(dataset, tmp_path, sine_clip):
     clip = dataset / "wavs" / "b.wav"
-    cache = FeatureCache(tmp_path / "cache")
-    before = cache.get(clip)
+    cache = FeatureCache(tmp_path / "cache", FeatureExtractor("dio"))
+    before = cache.get(clip)[0]
     audio, sr, _ = sine_clip
     sf.write(clip, audio[: sr // 2] * 0.1, sr)  # quieter: loudness must change
-    after = cache.get(clip)
+    after = cache.get(clip)[0]
     assert cache.misses == 2
-    assert np.median(after["loudness"]) < np.median(before["loudness"]) - 10
+    assert np.median(after.loudness) < np.median(before.loudness) - 10
 
 
 def test_corrupt_entry_is_recomputed(dataset, tmp_path):
     clip = dataset / "wavs" / "b.wav"
-    cache = FeatureCache(tmp_path / "cache")
+    cache = FeatureCache(tmp_path / "cache", FeatureExtractor("dio"))
     cache.get(clip)
     cache.entry_path(clip).write_bytes(b"not safetensors")
-    feats = cache.get(clip)
-    assert cache.misses == 2 and feats["mel"].shape[0] == N_MELS
+    feats = cache.get(clip)[0]
+    assert cache.misses == 2 and feats.mel.shape[0] == N_MELS
 
 
 def test_a_weighting_matches_rms_at_1khz_and_cuts_bass():

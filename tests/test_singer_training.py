@@ -155,3 +155,45 @@ def _assert_tensorboard_has(folder, scalar: str, audio: str) -> None:
     assert audio in acc.Tags()["audio"], acc.Tags()
     clip = acc.Audio(audio)[-1]
     assert clip.sample_rate == 44100 and clip.length_frames > 0
+
+
+def test_a_second_run_reads_the_feature_cache_that_conversion_agrees_with(tmp_path, dataset, monkeypatch):
+    """Training fills DATASET/cache; the next run (here a --restart) computes nothing; the cached features are
+    the ones a Voice extracts from the same clip at conversion time."""
+    from singer_standins import tiny_pack
+
+    from melisma.audio.io import load_audio
+    from melisma.singer.convert import load_voice
+    from melisma.training import singer_data
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(training, "BASE_MODEL", tmp_path / "no-base.melisma")
+    cfg = TrainConfig(teacher_steps=1, distill_steps=1, batch_size=2, segment_frames=16, pitch_shifts=(2.0,),
+                      model=TINY, from_scratch=True)
+    kwargs = {"content_encoder": StandInEncoder(), "vocoder": StandInVocoder()}
+    runs = []
+    real_load = singer_data.load_dataset
+
+    def spy(*args, **kw):
+        clips, caches = real_load(*args, **kw)
+        runs.append([(c.hits, c.misses) for c in caches])
+        return clips, caches
+
+    monkeypatch.setattr(training, "load_dataset", spy)
+    train_voice([("alto", dataset)], tmp_path / "v.melisma", cfg, **kwargs)
+    entries = sorted((dataset / "cache").glob("*.safetensors"))
+    mtimes = [e.stat().st_mtime_ns for e in entries]
+    train_voice([("alto", dataset)], tmp_path / "v.melisma", cfg, restart=True, **kwargs)
+    assert runs == [[(0, 3)], [(3, 0)]] and len(entries) == 3
+    assert [e.stat().st_mtime_ns for e in entries] == mtimes
+
+    extractor = training.training_features(content_encoder=StandInEncoder(), pitch_shifts=cfg.pitch_shifts)
+    cached = singer_data.dataset_cache(dataset, extractor).get(dataset / "clips" / "c1.flac")[0]
+    voice = load_voice(tiny_pack(tmp_path / "p.melisma"), content_encoder=StandInEncoder(),
+                       vocoder=StandInVocoder())
+    audio, _ = load_audio(dataset / "clips" / "c1.flac")
+    f0, _ = voice.model_f0(audio)
+    assert cached.content.shape[0] == 2
+    assert torch.equal(torch.from_numpy(f0), torch.from_numpy(cached.f0))
+    assert torch.equal(torch.from_numpy(voice.features.loudness(audio)), torch.from_numpy(cached.loudness))
+    assert torch.allclose(voice.features.content(audio, shifts=())[0], torch.from_numpy(cached.content[0]))

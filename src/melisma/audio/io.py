@@ -20,7 +20,16 @@ from melisma.errors import AudioInputError
 
 MIN_RATE = 8_000
 MAX_RATE = 384_000
+# what melisma reads as audio when it expands a folder (prepare, train, convert, features)
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".opus", ".m4a"})
 BLOCK_FRAMES = 1 << 20  # frames decoded at a time, so long files never need a second full copy
+
+
+def audio_files_below(folder: Path, recursive: bool = True) -> list[Path]:
+    """Audio files in ``folder`` (by suffix, sorted; below it too when ``recursive``), hidden paths left out."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(f for f in found if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()
+                  and not any(part.startswith(".") for part in f.relative_to(folder).parts))
 
 
 @dataclass(frozen=True)

@@ -46,13 +46,13 @@ def voice_kwargs(args: argparse.Namespace) -> dict:
 
 def plan_outputs(src: Path, dst: Path, fmt: str | None) -> list[tuple[Path, Path]]:
     """(input, output) pairs; refuses to write over an input."""
+    from melisma.audio.io import audio_files_below
     from melisma.errors import MelismaError
-    from melisma.training.singer_data import AUDIO_SUFFIXES
 
     if not src.exists():
         raise MelismaError(f"{src}: no such file or folder")
     if src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        files = audio_files_below(src, recursive=False)
         if not files:
             raise MelismaError(f"{src}: no audio files in this folder")
         if dst.exists() and not dst.is_dir():

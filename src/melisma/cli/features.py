@@ -1,7 +1,7 @@
 """``melisma features``: fill a dataset's feature cache, or print / save the F0 of one file.
 
-    melisma features DATASET_DIR [--f0 METHOD] [--cache-dir DIR]   cache f0 + loudness + mel per clip
-    melisma features pitch FILE [--f0 METHOD] [--out F0.npy|.csv]   F0 of one file (stdout: time, Hz)
+    melisma features DATASET_DIR [--f0 METHOD] [--content NAME] [--cache-dir DIR]   what `melisma train` reads
+    melisma features pitch FILE [--f0 METHOD] [--out F0.npy|.csv]   the model's F0 of one file (stdout: time, Hz)
 """
 
 from __future__ import annotations
@@ -17,23 +17,25 @@ METHOD_CHOICES = ("dio", "harvest", "fcpe", "crepe", "crepe-tiny", "crepe-full")
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "features",
-        help="extract pitch, loudness and mel (cached per clip), or the F0 of one file",
-        description="Fill DATASET_DIR/cache with per-clip features (f0, loudness, mel on one 86.13 fps grid), "
-        "reusing entries whose audio and settings are unchanged.  'melisma features pitch FILE' prints "
-        "or saves the F0 of one file instead.",
+        help="extract the features `melisma train` uses (cached per clip), or the F0 of one file",
+        description="Fill DATASET_DIR/cache with the per-clip features `melisma train` reads (F0, loudness, "
+        "log-mel and content with its pitch-shift variants, on one 86.13 fps grid), reusing entries whose "
+        "audio and settings are unchanged.  'melisma features pitch FILE' prints or saves the F0 the model "
+        "would be given instead.",
     )
     p.add_argument("target", nargs="+", metavar="DATASET_DIR | pitch FILE", help="a dataset folder, or 'pitch FILE'")
     p.add_argument("--f0", default="dio", choices=METHOD_CHOICES, help="pitch method (default: dio)")
+    p.add_argument("--content", default=None,
+                   help="content encoder, as for `melisma train` (default: the one the base model expects)")
     p.add_argument("--cache-dir", type=Path, help="where feature files go (default: DATASET_DIR/cache)")
-    p.add_argument("--loudness", default="A", choices=("A", "rms"), help="loudness weighting (default: A)")
-    p.add_argument("--median", type=int, default=3, help="median filter length for F0 in frames (default: 3)")
-    p.add_argument("--threshold", type=float, help="voicing confidence threshold for fcpe / crepe")
+    p.add_argument("--median", type=int, default=None, help="pitch mode: F0 median filter in frames (default 3)")
+    p.add_argument("--threshold", type=float, help="pitch mode: voicing confidence threshold for fcpe / crepe")
     p.add_argument("--out", type=Path, help="pitch mode: write F0 to .npy (T,) Hz or .csv (time_s,f0_hz)")
     p.set_defaults(func=run)
 
 
 def _pitch_opts(args: argparse.Namespace) -> dict:
-    opts: dict = {"median": args.median}
+    opts: dict = {} if args.median is None else {"median": args.median}
     if args.threshold is not None:
         if args.f0 in ("dio", "harvest"):
             raise MelismaError(f"--threshold applies to fcpe and crepe, not {args.f0}")
@@ -56,11 +58,11 @@ def _run_pitch(path: Path, args: argparse.Namespace) -> int:
 
     from melisma.audio.constants import FRAME_RATE
     from melisma.audio.io import load_audio
-    from melisma.features.pitch import get_pitch_extractor, grid_times
+    from melisma.features.pitch import grid_times, model_pitch
 
     if args.out is not None and args.out.suffix.lower() not in (".npy", ".csv"):
         raise MelismaError(f"--out must end in .npy or .csv, got {args.out.name}")
-    extractor = get_pitch_extractor(args.f0, **_pitch_opts(args))
+    extractor = model_pitch(args.f0, **_pitch_opts(args))
     audio, sr = load_audio(path, None)
     f0 = extractor.extract(audio, sr)
     times = grid_times(f0.size)
@@ -93,17 +95,19 @@ def _save_f0(out: Path, times, f0) -> None:
 
 
 def _run_dataset(root: Path, args: argparse.Namespace) -> int:
-    from melisma.features.cache import FeatureCache, find_audio_files
-    from melisma.progress import say, track
+    from melisma.features.cache import FeatureCache
+    from melisma.progress import say
+    from melisma.training.singer import training_features
+    from melisma.training.singer_data import dataset_cache, dataset_features, list_clips
 
     if not root.is_dir():
         raise MelismaError(f"{root}: not a folder (expected a dataset folder, or 'pitch FILE')")
-    cache = FeatureCache(args.cache_dir or root / "cache", pitch=args.f0, loudness=args.loudness,
-                         **_pitch_opts(args))
-    clips = find_audio_files(root, exclude=cache.cache_dir)
-    if not clips:
-        raise MelismaError(f"{root}: no audio files (wav, flac, ogg, mp3, aiff) found")
-    for clip in track(clips, f"features ({args.f0})"):
-        cache.get(clip)
+    if args.median is not None or args.threshold is not None or args.out is not None:
+        raise MelismaError("--median, --threshold and --out apply to 'melisma features pitch FILE'")
+    clips = list_clips(root)  # fails, with nothing written, when the folder holds no audio
+    extractor = training_features(args.content, args.f0)
+    cache = FeatureCache(args.cache_dir, extractor) if args.cache_dir else dataset_cache(root, extractor)
+    for _ in dataset_features(root, cache, label=f"features ({args.f0})"):
+        pass
     say(f"{len(clips)} clips: {cache.misses} computed, {cache.hits} reused; features in {cache.cache_dir}")
     return 0

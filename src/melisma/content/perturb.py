@@ -38,9 +38,10 @@ def world_shift(audio: np.ndarray, pitch_ratio: float = 1.0, formant_ratio: floa
     """Mono float audio (n,) -> (n,) with F0 times ``pitch_ratio`` and formants times ``formant_ratio``."""
     import pyworld
 
+    from melisma.features.pitch import world_f0
+
     x = np.ascontiguousarray(audio, dtype=np.float64)
-    f0, t = pyworld.dio(x, sr, frame_period=FRAME_PERIOD_MS)
-    f0 = pyworld.stonemask(x, f0, t, sr)
+    f0, t = world_f0(x, sr, "dio", f0_min=71.0, f0_max=800.0)  # pyworld's own dio range
     sp = pyworld.cheaptrick(x, f0, t, sr)
     ap = pyworld.d4c(x, f0, t, sr)
     bins = np.arange(sp.shape[1], dtype=np.float64)

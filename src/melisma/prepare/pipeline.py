@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from melisma.audio.constants import SAMPLE_RATE, TARGET_LUFS
-from melisma.audio.io import load_audio, probe_audio
+from melisma.audio.io import AUDIO_SUFFIXES, audio_files_below, load_audio, probe_audio
 from melisma.audio.loudness import normalize_loudness
 from melisma.errors import AudioInputError, MelismaError
 from melisma.prepare.manifest import ClipRecord, Dataset, SourceRecord, finite_or_none, report_text, to_json
@@ -31,7 +31,6 @@ from melisma.prepare.separate import Separator, get_separator
 from melisma.prepare.slicer import ENVELOPE_HOP, SliceSettings, envelope_db, slice_envelope
 from melisma.progress import track
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".opus"}
 SILENT_PEAK = 1e-5  # -100 dBFS: a song whose mix never exceeds this is pure silence
 
 
@@ -56,9 +55,7 @@ def collect_inputs(paths: Sequence[str | os.PathLike], exclude: Path | None = No
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts)
-                           and (skip is None or skip not in f.resolve().parents))
+            found = [f for f in audio_files_below(p) if skip is None or skip not in f.resolve().parents]
             files += found or [p]
         else:
             files.append(p)

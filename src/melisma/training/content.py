@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from melisma.audio.constants import FRAME_PERIOD_MS, HOP_SIZE, SAMPLE_RATE
+from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE
 from melisma.content.builtin import BuiltinConfig, BuiltinNet, save_builtin
 from melisma.content.perturb import PerturbConfig, perturb_magnitude
 from melisma.features.mel import LOG_FLOOR, magnitude_stft, mel_basis
+from melisma.features.pitch import model_pitch
 from melisma.training.content_data import Clip, load_corpus
 
 # what voice packs record as the content encoder they were trained on: bump it whenever a rebuild ships
@@ -67,7 +68,7 @@ class ClipBank:
                 continue
             x = x / max(1e-4, float(np.abs(x).max())) * 0.5
             self.audio.append((x * 32767).astype(np.int16))
-            self.f0.append(clip_f0(x))
+            self.f0.append(model_pitch().extract(x.astype(np.float32), SAMPLE_RATE))
             self.voice.append(clip.voice)
         self.by_voice: dict[str, list[int]] = defaultdict(list)
         for i, v in enumerate(self.voice):
@@ -80,15 +81,6 @@ class ClipBank:
         s = rng.randint(0, n_fr - frames)
         a = self.audio[i][s * HOP_SIZE:(s + frames - 1) * HOP_SIZE].astype(np.float32) / 32767
         return a, self.f0[i][s:s + frames]
-
-
-def clip_f0(x: np.ndarray) -> np.ndarray:
-    """(n,) float audio at 44.1 kHz -> (n // 512 + 1,) F0 in Hz (0 = unvoiced), dio + stonemask."""
-    import pyworld
-
-    x64 = x.astype(np.float64)
-    f0, t = pyworld.dio(x64, SAMPLE_RATE, frame_period=FRAME_PERIOD_MS)
-    return pyworld.stonemask(x64, f0, t, SAMPLE_RATE).astype(np.float32)[: len(x) // HOP_SIZE + 1]
 
 
 class SpeakerEncoder(nn.Module):

@@ -19,9 +19,10 @@ import torch
 
 from melisma.atomic import atomic_path
 from melisma.errors import MelismaError
+from melisma.features.extractor import FeatureExtractor
 from melisma.progress import say
 from melisma.singer.consistency import consistency_sample, distillation_loss, ema_update, one_step_loss
-from melisma.singer.convert import BASE_PACK
+from melisma.singer.convert import BASE_PACK, _default_component
 from melisma.singer.edm import edm_loss
 from melisma.singer.model import SingerConfig, SingerNet, denormalise_mel, masked_mean, prior_loss
 from melisma.singer.voicepack import SingerStats, VoicePack, load_pack, read_header, save_pack
@@ -383,8 +384,6 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
 
     ``content`` names the content encoder (``builtin``, or the weight-free ``dsp-cepstral-v1``); by default the
     one the base pack expects when fine-tuning, else ``builtin``. ``content_encoder`` passes an instance instead."""
-    from melisma.singer.convert import _default_component
-
     cfg = cfg or TrainConfig()
     names = [n for n, _ in datasets]
     if len(set(names)) != len(names):
@@ -392,10 +391,8 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     cfg = replace(cfg, model=replace(cfg.model, n_singers=len(datasets)))
     for _, folder in datasets:
         list_clips(folder)  # every dataset must hold audio: fail before anything is written
-    if content is None:
-        fine_tune = not cfg.from_scratch and BASE_MODEL.is_file()
-        content = read_header(BASE_MODEL)["content_encoder"] if fine_tune else "builtin"
-    enc = content_encoder if content_encoder is not None else _default_component("content", content)
+    extractor = training_features(content, f0_method, cfg.pitch_shifts, cfg.from_scratch, content_encoder)
+    enc = extractor.content_encoder
     identity, dim = str(getattr(enc, "identity", "")), getattr(enc, "dim", None)
     if vocoder is None:
         try:
@@ -408,9 +405,11 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     checkpoint = run_dir / "checkpoint.safetensors"
     if restart and checkpoint.exists():
         checkpoint.unlink()
-    say(f"extracting features of {len(datasets)} dataset(s)")
+    say(f"features of {len(datasets)} dataset(s)")
     started = time.monotonic()
-    clips = load_dataset(datasets, enc, list(cfg.pitch_shifts), f0_method)
+    clips, caches = load_dataset(datasets, extractor, fallback_cache=run_dir / "cache")
+    say(f"features: {sum(c.hits for c in caches)} clip(s) read from the cache, "
+        f"{sum(c.misses for c in caches)} computed")
     train, val = _split(clips)
     cfg, teacher, student, from_base = _init_models(cfg, identity, int(dim or clips[0].content.shape[1]))
     trainer = Trainer(cfg, train, val, run_dir, teacher, student, vocoder, from_base)
@@ -431,6 +430,21 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     path = save_pack(pack, out)
     say(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return path
+
+
+def training_features(content: str | None = None, f0_method: str = "dio",
+                      pitch_shifts: tuple[float, ...] = TrainConfig.pitch_shifts, from_scratch: bool = False,
+                      content_encoder: torch.nn.Module | None = None) -> FeatureExtractor:
+    """The FeatureExtractor ``melisma train`` uses (and ``melisma features`` fills the cache with): the model
+    pitch of ``f0_method``, RMS loudness, log-mel, and content by ``content_encoder`` or the encoder named
+    ``content`` (default: the one the base pack expects when fine-tuning, else ``builtin``) for the clip and
+    its ``pitch_shifts`` variants."""
+    if content_encoder is None:
+        if content is None:
+            fine_tune = not from_scratch and BASE_MODEL.is_file()
+            content = read_header(BASE_MODEL)["content_encoder"] if fine_tune else "builtin"
+        content_encoder = _default_component("content", content)
+    return FeatureExtractor(f0_method, content_encoder.eval(), "rms", tuple(pitch_shifts))
 
 
 def _split(clips: list[ClipFeatures]) -> tuple[list[ClipFeatures], list[ClipFeatures]]:

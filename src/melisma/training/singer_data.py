@@ -1,26 +1,27 @@
-"""Training data for the singer model: clips -> frame features in memory, random overlapping segments with
-augmentation (input-side pitch shift of the content, loudness jitter).
+"""Training data for the singer model: a dataset's clips -> their cached frame features
+(``melisma.features.cache``, filled by ``melisma features`` or by the first ``melisma train``), then random
+overlapping segments with augmentation (input-side pitch-shift variants of the content, loudness jitter).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE, n_frames
+from melisma.audio.io import audio_files_below
 from melisma.errors import MelismaError
-from melisma.features.loudness import frame_rms_db
-from melisma.features.mel import log_mel
-from melisma.singer.convert import _fit_frames, extract_f0
+from melisma.features.cache import FeatureCache
+from melisma.features.extractor import FeatureExtractor, Features
 from melisma.singer.model import MEL_MAX, MEL_MIN, normalise_mel
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif", ".m4a", ".opus"}
-MAX_CLIP_S = 20.0  # longer files are split so feature extraction stays light on memory
+MIN_PIECE_FRAMES = 9  # pieces shorter than 8 hops (0.1 s) are not trained on
+CACHE_FOLDER = "cache"  # a dataset's feature cache: DATASET/cache
 
 
 @dataclass
@@ -37,6 +38,14 @@ class ClipFeatures:
     @property
     def frames(self) -> int:
         return int(self.mel.shape[-1])
+
+    @classmethod
+    def of(cls, feats: Features, singer: int) -> ClipFeatures:
+        """Training tensors of a clip's Features (which must hold mel and content)."""
+        if feats.mel is None or feats.content is None:
+            raise ValueError("training features need mel and content")
+        return cls(normalise_mel(torch.from_numpy(feats.mel)), torch.from_numpy(feats.content),
+                   torch.from_numpy(feats.f0), torch.from_numpy(feats.loudness), singer)
 
 
 def parse_dataset_arg(arg: str) -> tuple[str, Path]:
@@ -60,54 +69,43 @@ def list_clips(dataset: Path) -> list[Path]:
         except (ValueError, KeyError, TypeError) as exc:
             raise MelismaError(f"{manifest}: unreadable manifest ({exc})") from None
     else:
-        paths = sorted(p for p in dataset.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        paths = audio_files_below(dataset)
     if not paths:
         raise MelismaError(f"{dataset}: no audio clips found")
     return paths
 
 
-def shifted_content(encoder: torch.nn.Module, audio: np.ndarray, semitones: float) -> torch.Tensor:
-    """Content of ``audio`` pitch(-and-formant) shifted by ``semitones`` (resampling), back on the original grid."""
-    import soxr
-
-    ratio = 2.0 ** (semitones / 12.0)
-    y = soxr.resample(audio, SAMPLE_RATE * ratio, SAMPLE_RATE).astype(np.float32) if semitones else audio
-    with torch.no_grad():
-        c = encoder(torch.from_numpy(y)[None])
-    t = n_frames(audio.shape[0])
-    return torch.nn.functional.interpolate(c, size=t, mode="linear", align_corners=False)[0]
+def dataset_cache(dataset: Path, extractor: FeatureExtractor, fallback: Path | None = None) -> FeatureCache:
+    """The feature cache of ``dataset``: DATASET/cache, or ``fallback`` when the dataset folder is read-only."""
+    folder = dataset / CACHE_FOLDER
+    writable = os.access(folder if folder.is_dir() else dataset, os.W_OK)
+    if not writable and fallback is not None:
+        folder = fallback
+    return FeatureCache(folder, extractor)
 
 
-def clip_features(encoder: torch.nn.Module, audio: np.ndarray, singer: int, shifts: list[float],
-                  f0_method: str = "dio") -> ClipFeatures:
-    """(n,) audio at SAMPLE_RATE -> ClipFeatures with content variants for ``shifts`` (0 first)."""
-    t = n_frames(audio.shape[0])
-    mel = normalise_mel(log_mel(audio)[0])
-    content = torch.stack([shifted_content(encoder, audio, s) for s in [0.0, *shifts]])
-    f0 = torch.from_numpy(_fit_frames(extract_f0(audio, f0_method), t))
-    loud = torch.from_numpy(frame_rms_db(audio))
-    return ClipFeatures(mel, content, f0, loud, singer)
-
-
-def load_dataset(datasets: list[tuple[str, Path]], encoder: torch.nn.Module, shifts: list[float],
-                 f0_method: str = "dio", progress: bool = True) -> list[ClipFeatures]:
-    """Features of every clip of every dataset (singer i = datasets[i]); long files split into pieces."""
-    from melisma.audio.io import load_audio
+def dataset_features(dataset: Path, cache: FeatureCache, progress: bool = True,
+                     label: str = "features") -> Iterator[tuple[Path, list[Features]]]:
+    """(clip, its pieces' Features) for every clip of ``dataset``, read from ``cache`` or computed into it."""
     from melisma.progress import track
 
-    jobs = [(i, p) for i, (_, d) in enumerate(datasets) for p in list_clips(d)]
-    items = track(jobs, "features") if progress else jobs
-    out = []
-    for singer, path in items:
-        audio, _ = load_audio(path, SAMPLE_RATE)
-        step = int(MAX_CLIP_S * SAMPLE_RATE)
-        for start in range(0, audio.shape[0], step):
-            piece = audio[start:start + step]
-            if piece.shape[0] >= 8 * HOP_SIZE:
-                out.append(clip_features(encoder, piece, singer, shifts, f0_method))
+    clips = list_clips(dataset)
+    for path in track(clips, label) if progress else clips:
+        yield path, cache.get(path)
+
+
+def load_dataset(datasets: list[tuple[str, Path]], extractor: FeatureExtractor, progress: bool = True,
+                 fallback_cache: Path | None = None) -> tuple[list[ClipFeatures], list[FeatureCache]]:
+    """Training clips of every dataset (singer i = datasets[i]) and the caches they came from."""
+    out, caches = [], []
+    for singer, (name, folder) in enumerate(datasets):
+        cache = dataset_cache(folder, extractor, fallback_cache / name if fallback_cache else None)
+        caches.append(cache)
+        for _, pieces in dataset_features(folder, cache, progress):
+            out += [ClipFeatures.of(p, singer) for p in pieces if p.frames >= MIN_PIECE_FRAMES]
     if not out:
         raise MelismaError("the datasets hold no clip longer than 0.1 s")
-    return out
+    return out, caches
 
 
 @dataclass

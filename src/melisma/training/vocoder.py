@@ -20,9 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from melisma.audio.constants import FRAME_PERIOD_MS, HOP_SIZE, SAMPLE_RATE, n_frames
+from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE, n_frames
 from melisma.errors import MelismaError
 from melisma.features.mel import log_mel
+from melisma.features.pitch import model_pitch
 from melisma.vocoder.builtin import BuiltinConfig, BuiltinVocoder, save_builtin
 
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop) of the spectral losses
@@ -45,22 +46,13 @@ def _clip_entries(corpus_dir: Path) -> list[tuple[Path, Path | None]]:
     return [(r.audio, r.f0) for r in clip_refs(corpus_dir)]
 
 
-def harvest_f0(audio: np.ndarray) -> np.ndarray:
-    """(n,) float at SAMPLE_RATE -> (n_frames(n),) F0 in Hz (0 = unvoiced) by pyworld harvest."""
-    import pyworld
-
-    f0, _ = pyworld.harvest(audio.astype(np.float64), SAMPLE_RATE, f0_floor=50.0, f0_ceil=1100.0,
-                            frame_period=FRAME_PERIOD_MS)
-    return _fit_frames(f0, n_frames(len(audio)))
-
-
 def _fit_frames(track: np.ndarray, n: int) -> np.ndarray:
     track = np.asarray(track, dtype=np.float32)[:n]
     return np.pad(track, (0, n - len(track))) if len(track) < n else track
 
 
 def load_clips(corpus_dirs: Sequence[str | Path], max_clips: int | None = None) -> list[Clip]:
-    """Read every clip of the corpora (audio, true F0 where given else harvest) and compute its log-mel."""
+    """Read every clip of the corpora (audio, true F0 where given, else the model's F0) and its log-mel."""
     from melisma.audio.io import load_audio
 
     clips = []
@@ -68,7 +60,7 @@ def load_clips(corpus_dirs: Sequence[str | Path], max_clips: int | None = None) 
         for audio_path, f0_path in _clip_entries(Path(corpus_dir))[:max_clips]:
             audio, _ = load_audio(audio_path, SAMPLE_RATE)
             n = n_frames(len(audio))
-            f0 = _fit_frames(np.load(f0_path), n) if f0_path and f0_path.is_file() else harvest_f0(audio)
+            f0 = _fit_frames(np.load(f0_path), n) if f0_path and f0_path.is_file() else model_pitch().extract(audio, SAMPLE_RATE)
             mel = log_mel(torch.from_numpy(audio))[0]
             clips.append(Clip(audio_path.stem, torch.from_numpy(audio), mel, torch.from_numpy(f0)))
     if not clips:
