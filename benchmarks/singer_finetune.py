@@ -89,7 +89,8 @@ def _without_texts_of(corpus: Path, heldout: Path, work: Path) -> Path:
     folder = work / f"{corpus.name}-unseen-texts"
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.iterdir():
-        old.unlink()
+        if old.is_symlink():  # the links of an earlier run; its feature cache (folder/cache) stays
+            old.unlink()
     for c in clips:
         (folder / Path(c["path"]).name).symlink_to((corpus / c["path"]).resolve())
     print(f"{len(clips)} clips of {corpus} with texts not in {heldout}: "

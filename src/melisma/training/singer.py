@@ -36,27 +36,22 @@ BASE_MODEL = BASE_PACK  # fine-tuning starts from the shipped base multi-singer 
 class TrainConfig:
     """Training schedule and augmentation. Steps are optimizer updates of ``batch_size`` segments."""
 
-    teacher_steps: int = 5000  # ~12 min on one core: a 20-minute fine-tune (see benchmarks/singer_finetune.py)
+    teacher_steps: int = 5000  # a 20-minute fine-tune on one core (benchmarks/singer_finetune.py)
     distill_steps: int = 2500
     batch_size: int = 8
     segment_frames: int = 128  # 1.5 s
-    # the fine-tune's teacher: 6e-4 with a 0.995 average (about 200 steps) lowered the validation prior L1 of the
-    # 5000-step jf_tebukuro fine-tune 0.541 -> 0.514 against 2e-4 with 0.999, whose average lags ~1000 steps
-    teacher_lr: float = 6e-4
+    # Why each default is what it is, with the figures that chose it: singer-base.md (model card), "Findings".
+    teacher_lr: float = 6e-4  # with a short (~200-step) average: 2e-4 with 0.999 lagged ~1000 steps behind
     student_lr: float = 1e-4
     ema_decay: float = 0.95  # consistency target network
     teacher_ema_decay: float = 0.995  # the teacher that is distilled and shipped is this average of its weights
-    # extra content variants (semitones, resampled: pitch and formants move) for input-side augmentation;
-    # +-6 as well as +-3 lowered the similarity to the source 0.815 -> 0.801 in the singer benchmark
+    # extra content variants (semitones, resampled: pitch and formants move) for input-side augmentation; wider
+    # shifts keep the source's timbre out of the content the model relies on
     pitch_shifts: tuple[float, ...] = (-6.0, -3.0, 3.0, 6.0)
     loudness_jitter_db: float = 6.0
-    # weight of the student's one-step L1 to the true mel beside distillation: 0.1 raised reconstruction PESQ-wb
-    # 1.77 -> 2.10 and DNSMOS 2.26 -> 2.42 in the singer benchmark
-    one_step_weight: float = 0.1
-    # EDM's sigma_data of the run (teacher and student; the base was trained with 0.5): the residual mel - prior
-    # has a spread of about 0.1, and at 0.5 the fine-tune's teacher denoised worse than predicting no residual
-    # (mean squared error 0.033 against 0.009 at sigma 0.3); 0.1 raised its 30-step conversions' similarity
-    # 0.765 -> 0.858 and DNSMOS 1.77 -> 2.41 (the student: 0.853 -> 0.858, DNSMOS 2.50 -> 2.51)
+    one_step_weight: float = 0.1  # the student's one-step L1 to the true mel beside distillation
+    # EDM's sigma_data (teacher and student): the spread of the residual mel - prior that is diffused, about
+    # 0.1; EDM's usual 0.5 made the fine-tune's teacher denoise worse than predicting no residual
     sigma_data: float = 0.1
     prior_weight: float = 1.0  # weight of the encoder's prior-mel L1 beside the teacher's EDM loss
     val_every: int = 250
