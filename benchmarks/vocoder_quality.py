@@ -22,7 +22,7 @@ import torch
 
 from melisma.audio.constants import FRAME_PERIOD_MS, SAMPLE_RATE
 from melisma.features.mel import log_mel
-from melisma.training.vocoder import _clip_entries, _fit_frames, harvest_f0
+from melisma.training.vocoder import clip_entries, fit_track, harvest_f0
 
 
 def pesq_wb(ref: np.ndarray, out: np.ndarray) -> float:
@@ -74,7 +74,7 @@ def evaluate_clip(audio_path: Path, f0_path: Path | None, systems: dict, dnsmos:
 
     audio, _ = load_audio(audio_path, SAMPLE_RATE)
     n = len(audio)
-    f0 = _fit_frames(np.load(f0_path), n // 512 + 1) if f0_path and f0_path.is_file() else harvest_f0(audio)
+    f0 = fit_track(np.load(f0_path), n // 512 + 1) if f0_path and f0_path.is_file() else harvest_f0(audio)
     mel = log_mel(torch.from_numpy(audio))
     row = {"clip": audio_path.stem, "seconds": n / SAMPLE_RATE}
     if dnsmos:
@@ -137,7 +137,7 @@ def main() -> None:
     for corpus in args.corpus:
         clips = json.loads((Path(corpus) / "corpus.json").read_text())["clips"]
         voices = [c.get("voice", "") for c in clips]
-        entries += [e for e, v in zip(_clip_entries(Path(corpus)), voices, strict=True) if v not in args.exclude_voices]
+        entries += [e for e, v in zip(clip_entries(Path(corpus)), voices, strict=True) if v not in args.exclude_voices]
     rows = [evaluate_clip(a, f, systems, not args.no_dnsmos) for a, f in entries[: args.max_clips]]
     summary = {"clips": len(rows), "seconds": sum(r["seconds"] for r in rows), "threads": args.threads}
     for name, vocoder in systems.items():

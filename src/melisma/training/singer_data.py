@@ -16,7 +16,8 @@ from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE, n_frames
 from melisma.errors import MelismaError
 from melisma.features.loudness import frame_rms_db
 from melisma.features.mel import log_mel
-from melisma.singer.convert import _fit_frames, extract_f0
+from melisma.singer.convert import extract_f0
+from melisma.singer.convert import fit_frames as _fit_frames
 from melisma.singer.model import MEL_MAX, MEL_MIN, normalise_mel
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif", ".m4a", ".opus"}

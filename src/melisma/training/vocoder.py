@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from melisma.audio.constants import FRAME_PERIOD_MS, HOP_SIZE, SAMPLE_RATE, n_frames
 from melisma.errors import MelismaError
 from melisma.features.mel import log_mel
-from melisma.vocoder.builtin import BuiltinConfig, BuiltinVocoder, save_builtin
+from melisma.vocoder.builtin import BuiltinConfig, BuiltinVocoder, load_builtin, save_builtin
 
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop) of the spectral losses
 
@@ -38,7 +38,7 @@ class Clip:
     f0: torch.Tensor
 
 
-def _clip_entries(corpus_dir: Path) -> list[tuple[Path, Path | None]]:
+def clip_entries(corpus_dir: Path) -> list[tuple[Path, Path | None]]:
     """(audio path, F0 .npy path or None) for each clip listed in ``corpus_dir/corpus.json``."""
     from melisma.corpus.manifest import clip_refs
 
@@ -51,10 +51,11 @@ def harvest_f0(audio: np.ndarray) -> np.ndarray:
 
     f0, _ = pyworld.harvest(audio.astype(np.float64), SAMPLE_RATE, f0_floor=50.0, f0_ceil=1100.0,
                             frame_period=FRAME_PERIOD_MS)
-    return _fit_frames(f0, n_frames(len(audio)))
+    return fit_track(f0, n_frames(len(audio)))
 
 
-def _fit_frames(track: np.ndarray, n: int) -> np.ndarray:
+def fit_track(track: np.ndarray, n: int) -> np.ndarray:
+    """A frame track (T,) as float32 cut or zero-padded (unvoiced) to ``n`` frames."""
     track = np.asarray(track, dtype=np.float32)[:n]
     return np.pad(track, (0, n - len(track))) if len(track) < n else track
 
@@ -65,10 +66,10 @@ def load_clips(corpus_dirs: Sequence[str | Path], max_clips: int | None = None) 
 
     clips = []
     for corpus_dir in corpus_dirs:
-        for audio_path, f0_path in _clip_entries(Path(corpus_dir))[:max_clips]:
+        for audio_path, f0_path in clip_entries(Path(corpus_dir))[:max_clips]:
             audio, _ = load_audio(audio_path, SAMPLE_RATE)
             n = n_frames(len(audio))
-            f0 = _fit_frames(np.load(f0_path), n) if f0_path and f0_path.is_file() else harvest_f0(audio)
+            f0 = fit_track(np.load(f0_path), n) if f0_path and f0_path.is_file() else harvest_f0(audio)
             mel = log_mel(torch.from_numpy(audio))[0]
             clips.append(Clip(audio_path.stem, torch.from_numpy(audio), mel, torch.from_numpy(f0)))
     if not clips:
@@ -165,8 +166,6 @@ def train_vocoder(
         f"{len(heldout)} held-out, {time.time() - t0:.0f} s")
     model = BuiltinVocoder(cfg)
     if init is not None:
-        from melisma.vocoder.builtin import load_builtin
-
         model.load_state_dict(load_builtin(init).state_dict(), strict=True)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99), weight_decay=1e-4)
@@ -199,3 +198,18 @@ def train_vocoder(
         if done:
             break
     return best_path
+
+
+SHIPPED_FIGURES = ("steps", "train_seconds", "val_mel_l1")  # training figures the shipped file keeps
+
+
+def export_shipped(weights: str | Path, out: str | Path) -> Path:
+    """Write ``weights`` (a training output) to ``out`` as melisma ships them: float16, training figures kept.
+
+    float16 halves the file with no audible change; loading casts back to float32.  Returns ``out``."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as fh:
+        meta = {k: v for k, v in (fh.metadata() or {}).items() if k in SHIPPED_FIGURES}
+    save_builtin(load_builtin(weights), out, meta, half=True)
+    return Path(out)
