@@ -28,7 +28,8 @@ def main() -> None:
     torch.set_num_threads(1)
     from melisma.audio.io import load_audio
     from melisma.evaluate import evaluate_clips
-    from melisma.singer.convert import BASE_PACK, load_voice
+    from melisma.paths import BASE_PACK
+    from melisma.singer.convert import load_voice
 
     clips = json.loads((args.heldout / "corpus.json").read_text())["clips"]
     results = {}

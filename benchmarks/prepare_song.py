@@ -23,11 +23,11 @@ import numpy as np
 import soundfile as sf
 
 from melisma.audio.constants import SAMPLE_RATE
+from melisma.paths import DEMO
 from melisma.prepare.separate import DspSeparator
 from melisma.prepare.synthetic import sdr_db, synthetic_song
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "src" / "melisma" / "assets" / "demo"
 
 
 def stems() -> tuple[str, np.ndarray, np.ndarray]:

@@ -46,7 +46,8 @@ def main() -> None:
     ap.add_argument("--out", default="data/benchmarks/singer_rtf.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from melisma.singer.convert import BASE_PACK, load_voice
+    from melisma.paths import BASE_PACK
+    from melisma.singer.convert import load_voice
 
     if args.pack:
         pack = Path(args.pack)

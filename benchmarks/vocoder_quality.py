@@ -2,7 +2,7 @@
 
 Figures per system (builtin vocoder, WORLD copy-synthesis as the floor, optionally an NSF-HiFiGAN folder):
   PESQ-wb      pesq at 16 kHz (both signals resampled with soxr), higher is better; target >= 3.3
-  F0 cents     median |1200 log2(f0_out / f0_in)| over frames voiced in both (pyworld harvest on the output)
+  F0 cents     median |1200 log2(f0_out / f0_in)| over frames voiced in both (the evaluation's judge, harvest, on the output)
   DNSMOS OVRL  speechmos dnsmos at 16 kHz, output minus input (target >= -0.2)
   RTF          vocoder forward time / audio duration on CPU with --threads torch threads (target <= 0.01)
 
@@ -21,8 +21,10 @@ import soxr
 import torch
 
 from melisma.audio.constants import FRAME_PERIOD_MS, SAMPLE_RATE
+from melisma.evaluate.pitch import extract_f0 as judged_f0
 from melisma.features.mel import log_mel
-from melisma.training.vocoder import _clip_entries, _fit_frames, harvest_f0
+from melisma.features.pitch import model_pitch, world_f0
+from melisma.training.vocoder import clip_entries, fit_track
 
 
 def pesq_wb(ref: np.ndarray, out: np.ndarray) -> float:
@@ -41,7 +43,7 @@ def dnsmos_ovrl(x: np.ndarray) -> float:
 
 
 def f0_cents(f0_in: np.ndarray, out: np.ndarray) -> float:
-    f0_out = harvest_f0(out)
+    f0_out = judged_f0(out, SAMPLE_RATE)  # the evaluation's judge tracker (harvest)
     n = min(len(f0_in), len(f0_out))
     both = (f0_in[:n] > 0) & (f0_out[:n] > 0)
     if not both.any():
@@ -53,7 +55,7 @@ def world_copy_synthesis(audio: np.ndarray) -> np.ndarray:
     import pyworld
 
     x = audio.astype(np.float64)
-    f0, t = pyworld.harvest(x, SAMPLE_RATE, f0_floor=50.0, f0_ceil=1100.0, frame_period=FRAME_PERIOD_MS)
+    f0, t = world_f0(x, SAMPLE_RATE, "harvest", refine=False)
     sp = pyworld.cheaptrick(x, f0, t, SAMPLE_RATE)
     ap = pyworld.d4c(x, f0, t, SAMPLE_RATE)
     y = pyworld.synthesize(f0, sp, ap, SAMPLE_RATE, FRAME_PERIOD_MS)[: len(x)]
@@ -74,7 +76,7 @@ def evaluate_clip(audio_path: Path, f0_path: Path | None, systems: dict, dnsmos:
 
     audio, _ = load_audio(audio_path, SAMPLE_RATE)
     n = len(audio)
-    f0 = _fit_frames(np.load(f0_path), n // 512 + 1) if f0_path and f0_path.is_file() else harvest_f0(audio)
+    f0 = fit_track(np.load(f0_path), n // 512 + 1) if f0_path and f0_path.is_file() else model_pitch().extract(audio, SAMPLE_RATE)
     mel = log_mel(torch.from_numpy(audio))
     row = {"clip": audio_path.stem, "seconds": n / SAMPLE_RATE}
     if dnsmos:
@@ -137,7 +139,7 @@ def main() -> None:
     for corpus in args.corpus:
         clips = json.loads((Path(corpus) / "corpus.json").read_text())["clips"]
         voices = [c.get("voice", "") for c in clips]
-        entries += [e for e, v in zip(_clip_entries(Path(corpus)), voices, strict=True) if v not in args.exclude_voices]
+        entries += [e for e, v in zip(clip_entries(Path(corpus)), voices, strict=True) if v not in args.exclude_voices]
     rows = [evaluate_clip(a, f, systems, not args.no_dnsmos) for a, f in entries[: args.max_clips]]
     summary = {"clips": len(rows), "seconds": sum(r["seconds"] for r in rows), "threads": args.threads}
     for name, vocoder in systems.items():

@@ -11,6 +11,7 @@ import torch
 from singer_standins import StandInEncoder, StandInVocoder, tiny_pack, write_clip
 
 import melisma.singer.convert as conv
+from melisma import paths
 from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE
 from melisma.cli import main
 from melisma.errors import MelismaError
@@ -21,7 +22,7 @@ from melisma.singer.chunking import convert_in_chunks, crossfade_weights, plan_c
 def stand_ins(monkeypatch):
     """The pack names the stand-ins; load_voice gets them instead of the shipped encoder and vocoder."""
     comps = {"content": StandInEncoder(), "vocoder": StandInVocoder()}
-    monkeypatch.setattr(conv, "_default_component", lambda kind, identity: comps[kind])
+    monkeypatch.setattr(conv, "default_component", lambda kind, identity: comps[kind])
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -197,13 +198,13 @@ def test_multi_step_samplers_and_packs_without_teacher(tmp_path, pack):
     student_only = conv.load_voice(tiny_pack(tmp_path / "s.melisma", teacher=False))
     with pytest.raises(MelismaError, match="no teacher"):
         student_only.convert(audio, SAMPLE_RATE, steps=2, sampler="teacher")
-    with pytest.raises(MelismaError, match="expects the content encoder"):
+    with pytest.raises(MelismaError, match="trained with the content encoder .test-encoder.; the loaded one is .test-vocoder."):
         conv.Voice(voice.pack, StandInVocoder(), StandInVocoder())
 
 
 def test_builtin_voices_are_singers_of_the_base_pack(tmp_path, monkeypatch):
-    monkeypatch.setattr(conv, "BASE_PACK", tiny_pack(tmp_path / "base.melisma"))
-    monkeypatch.setattr(conv, "BUILTIN_VOICES", tmp_path / "voices")
+    monkeypatch.setattr(paths, "BASE_PACK", tiny_pack(tmp_path / "base.melisma"))
+    monkeypatch.setattr(paths, "BUILTIN_VOICES", tmp_path / "voices")
     assert conv.builtin_voices() == ["alto", "bass"]
     voice = conv.load_voice("bass")
     assert voice.default_singer == "bass"
@@ -234,7 +235,7 @@ def test_cli_convert_times_itself_for_evaluate(tmp_path, pack, capsys):
     rc = main(["-q", "convert", str(src), "-v", str(pack), "-o", str(out), "-t", "3", "--timings", str(timings)])
     assert rc == 0, capsys.readouterr().err
     doc = json.loads(timings.read_text())
-    assert doc["format"] == "melisma.timings" and doc["version"] == 1 and list(doc["clips"]) == [str(out)]
+    assert doc["format"] == "melisma.timings" and doc["format_version"] == 1 and list(doc["clips"]) == [str(out)]
     entry = doc["clips"][str(out)]
     assert 0.0 < entry["seconds"] < 60.0 and entry["transpose"] == 3.0
     scores = tmp_path / "scores.json"

@@ -207,7 +207,7 @@ def test_cli_writes_versioned_json_and_report(clips, tmp_path):
                "--rtf-json", str(tmp_path / "times.json"), "--json", str(out), "--report", str(rep)])
     assert rc == 0
     data = json.loads(out.read_text())
-    assert data["format"] == "melisma.evaluation" and data["version"] == 1
+    assert data["format"] == "melisma.evaluation" and data["format_version"] == 1
     clip_scores = data["clips"][0]
     assert clip_scores["closer_to_target"] is True  # same voice as the target, another voice than the source
     assert clip_scores["rtf"] == pytest.approx(0.5 / clip_scores["duration_s"], rel=1e-6)

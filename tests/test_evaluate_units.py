@@ -13,6 +13,7 @@ import pytest
 from melisma.evaluate import ClipScores, EvaluationResult, real_time_factor, timed
 from melisma.evaluate.mcd import dtw_path
 from melisma.evaluate.pitch import intended_f0, pitch_scores
+from melisma.formats import FormatError
 
 
 def test_pitch_scores_count_cents_correlation_and_voicing():
@@ -72,12 +73,14 @@ def test_aggregate_worst_follows_the_direction_of_each_metric_and_json_round_tri
     assert agg["closer_to_target_rate"].mean == pytest.approx(2 / 3)
     assert "mcd_db" not in agg
     data = json.loads(r.to_json())
-    assert data["format"] == "melisma.evaluation" and data["version"] == 1
+    assert data["format"] == "melisma.evaluation" and data["format_version"] == 1
     assert data["clips"][2]["cents_error_mean"] is None
     back = EvaluationResult.from_dict(data)
     assert back.clips[0] == clips[0] and back.aggregate["target_similarity"] == agg["target_similarity"]
-    with pytest.raises(ValueError):
-        EvaluationResult.from_dict({**data, "version": 99})
+    with pytest.raises(FormatError, match="evaluation result format version 99 is newer than this melisma reads"):
+        EvaluationResult.from_dict({**data, "format_version": 99})
+    legacy = {**{k: v for k, v in data.items() if k != "format_version"}, "version": 1}  # before melisma.formats
+    assert EvaluationResult.from_dict(legacy).clips[0] == clips[0]
 
 
 def test_timed_reports_wall_clock_and_rtf():

@@ -17,6 +17,7 @@ def _digest(path: Path) -> str:
 
 
 def test_foundation_singer_trains_a_base_pack_with_a_singer_per_voice(tmp_path, capsys):
+    from melisma.content import get_content_encoder
     from melisma.singer.voicepack import read_header
     from melisma.training.singer import BASE_MODEL
 
@@ -26,8 +27,26 @@ def test_foundation_singer_trains_a_base_pack_with_a_singer_per_voice(tmp_path, 
     assert rc == 0, capsys.readouterr().err
     header = read_header(tmp_path / "run" / "base.melisma")
     assert header["singers"] == sorted(p.name for p in (CORPUS / "audio").iterdir())
-    assert header["content_encoder"] == "builtin"
-    assert _digest(BASE_MODEL) == before  # only --ship replaces the packaged model
+    assert header["content_encoder"] == get_content_encoder("builtin").identity  # builtin@<hash of the weights>
+    assert header["content_encoder"].startswith("builtin@") and len(header["content_encoder"]) == len("builtin@") + 12
+    assert _digest(BASE_MODEL) == before  # nothing writes into the installed package
+
+
+def test_foundation_singer_ships_to_the_path_it_is_given_and_never_into_the_package(tmp_path, capsys):
+    from melisma.paths import BASE_PACK
+
+    before = _digest(BASE_PACK)
+    argv = ["-q", "foundation", "singer", str(CORPUS), "--run", str(tmp_path / "run"), "--teacher-steps", "2",
+            "--distill-steps", "1"]
+    assert main(argv + ["--ship", str(BASE_PACK)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "inside the installed melisma package" in err and "\n" not in err
+    assert not (tmp_path / "run").exists()  # refused before any training
+    shipped = tmp_path / "release" / "base.melisma"
+    assert main(argv + ["--ship", str(shipped)]) == 0, capsys.readouterr().err
+    assert _digest(shipped) == _digest(tmp_path / "run" / "base.melisma")
+    assert sorted(p.name for p in shipped.parent.iterdir()) == ["base.melisma"]  # no temporary left behind
+    assert _digest(BASE_PACK) == before
 
 
 def test_foundation_content_writes_loadable_weights(tmp_path, capsys):

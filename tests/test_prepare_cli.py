@@ -36,7 +36,7 @@ def test_song_becomes_a_dataset_of_clips(tmp_path, song_path, capsys):
     code, err = _run(capsys, song_path, "-o", out, "--separate", "dsp")
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format"] == "melisma-dataset" and manifest["format_version"] == 1
+    assert manifest["format"] == "melisma.dataset" and manifest["format_version"] == 1
     kept = [c for c in manifest["clips"] if c["status"] == "kept"]
     assert len(kept) >= 3  # four sung phrases separated by 1.5 s pauses
     for clip in kept:

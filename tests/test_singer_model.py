@@ -212,7 +212,7 @@ def test_packs_from_before_the_prior_load_without_one():
 
 
 def test_cepstral_content_encoder_grid_and_gain_invariance():
-    from melisma.singer.dsp_content import CepstralContentEncoder
+    from melisma.content.cepstral import CepstralContentEncoder
 
     enc = CepstralContentEncoder()
     t = torch.arange(44_100) / 44_100

@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from singer_standins import TINY, tiny_pack
 
+from melisma.formats import CURRENT
 from melisma.singer.model import SingerConfig, SingerNet
 from melisma.singer.voicepack import (
-    PACK_VERSION,
     SingerStats,
     VoicePack,
     VoicePackError,
@@ -47,8 +47,9 @@ def _rewrite_header(path, **changes):
 
 def test_rejects_other_version_with_clear_error(tmp_path):
     path = tiny_pack(tmp_path / "v.melisma")
-    _rewrite_header(path, format_version=PACK_VERSION + 1)
-    with pytest.raises(VoicePackError, match="format version 2 is not supported"):
+    _rewrite_header(path, format_version=CURRENT["voice"] + 1)
+    with pytest.raises(VoicePackError, match=f"voice pack format version {CURRENT['voice'] + 1} is newer than this "
+                                             f"melisma reads \\({CURRENT['voice']}\\); upgrade melisma"):
         load_pack(path)
 
 

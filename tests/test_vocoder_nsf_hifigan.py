@@ -9,7 +9,7 @@ import torch
 
 from melisma.errors import MelismaError
 from melisma.vocoder import get_vocoder
-from melisma.vocoder.nsf_hifigan import NsfHifiganConfig, NsfHifiganGenerator, _weight_normed_prefixes
+from melisma.vocoder.nsf_hifigan import NsfHifiganConfig, NsfHifiganGenerator, weight_normed_prefixes
 
 TINY = {
     "resblock": "1", "upsample_rates": [8, 8, 8], "upsample_kernel_sizes": [16, 16, 16],
@@ -31,7 +31,7 @@ OPENVPI_KEYS = {
 def _openvpi_state(model: NsfHifiganGenerator) -> dict[str, torch.Tensor]:
     """Our fused state dict re-expressed with weight_g / weight_v pairs, as torch's weight_norm saves it."""
     state = dict(model.state_dict())
-    for p in _weight_normed_prefixes(model):
+    for p in weight_normed_prefixes(model):
         w = state.pop(f"{p}.weight")
         g = w.flatten(1).norm(dim=1).view(-1, *([1] * (w.dim() - 1)))
         state[f"{p}.weight_g"], state[f"{p}.weight_v"] = g, w / g * 3.0  # v's scale must not matter

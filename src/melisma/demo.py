@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from melisma.errors import MelismaError
+from melisma.paths import DEMO
 from melisma.progress import say
 
 DEFAULT_VOICE = "piper-joe"  # best naturalness of the built-in voices on the demo (benchmarks/builtin_voices.py)
@@ -13,7 +13,7 @@ DEFAULT_VOICE = "piper-joe"  # best naturalness of the built-in voices on the de
 
 def demo_dir() -> Path:
     """Folder of the bundled demo song (``demo-song``, ``demo-vocal``, ``demo-accompaniment``, ``demo.json``)."""
-    return Path(str(resources.files("melisma") / "assets" / "demo"))
+    return DEMO
 
 
 def demo_clip(name: str) -> Path:

@@ -2,7 +2,7 @@
 
     melisma foundation vocoder --corpus data/corpus-train --heldout data/vocoder-dev/heldout -o runs/vocoder
     melisma foundation content --corpus data/content-fallback/train data/corpus-starter -o runs/content.safetensors
-    melisma foundation singer data/corpus-starter --run runs/singer-base --max-minutes 55 --ship
+    melisma foundation singer data/corpus-starter --run runs/singer-base --max-minutes 55 --ship base.melisma
 
 Each model card in ``melisma/assets/models/`` gives the exact command and data of the shipped weights.
 """
@@ -39,12 +39,13 @@ def _register_vocoder(stages: argparse._SubParsersAction) -> None:
 
 
 def run_vocoder(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import torch
 
     from melisma.errors import MelismaError
     from melisma.progress import say
-    from melisma.training.vocoder import train_vocoder
-    from melisma.vocoder.builtin import load_builtin, save_builtin
+    from melisma.training.vocoder import export_shipped, train_vocoder
 
     if args.steps < 1 or args.batch_size < 1 or args.lr <= 0:
         raise MelismaError("--steps, --batch-size and --lr must be positive")
@@ -52,15 +53,7 @@ def run_vocoder(args: argparse.Namespace) -> int:
     best = train_vocoder(args.corpus, args.output, steps=args.steps, heldout_dirs=args.heldout,
                          batch=args.batch_size, lr=args.lr, init=args.init,
                          max_seconds=args.max_minutes * 60 if args.max_minutes > 0 else None, log=say)
-    from pathlib import Path
-
-    from safetensors import safe_open
-
-    with safe_open(str(best), framework="pt") as fh:
-        meta = {k: v for k, v in (fh.metadata() or {}).items() if k in ("steps", "train_seconds", "val_mel_l1")}
-    shipped = Path(args.output) / "vocoder-builtin.safetensors"
-    save_builtin(load_builtin(best), shipped, meta, half=True)
-    say(f"wrote {shipped}")
+    say(f"wrote {export_shipped(best, Path(args.output) / 'vocoder-builtin.safetensors')}")
     return 0
 
 
@@ -104,7 +97,8 @@ def _register_singer(stages: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=float, default=55.0, help="stop after this long and write the pack")
     p.add_argument("--content", default="builtin", help="content encoder the model is conditioned on")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--ship", action="store_true", help="copy the result over the packaged base model")
+    p.add_argument("--ship", default=None, metavar="PATH",
+                   help="also write the finished pack to PATH (atomically; never into the installed package)")
     p.set_defaults(func=run_singer)
 
 

@@ -1,6 +1,7 @@
 """Content stage: waveform -> timbre-free content features on the shared frame grid.
 
 ``get_content_encoder("builtin")`` is melisma's own small encoder (shipped weights);
+``get_content_encoder("dsp-cepstral")`` the weight-free cepstral fallback (identity ``dsp-cepstral-v1``);
 ``get_content_encoder("hubert", checkpoint=DIR_OR_ID, output_layer=12)`` and
 ``get_content_encoder("contentvec", checkpoint=DIR_OR_ID, kind="vec768l12" | "vec256l9")`` load
 Hugging Face HuBERT/ContentVec checkpoints (``pip install 'melisma[ssl]'``).
@@ -13,7 +14,7 @@ from typing import Any
 from melisma.content.base import ContentEncoder
 from melisma.errors import MelismaError
 
-NAMES = ("builtin", "hubert", "contentvec")
+NAMES = ("builtin", "dsp-cepstral", "hubert", "contentvec")
 
 
 def get_content_encoder(name: str = "builtin", **kw: Any) -> ContentEncoder:
@@ -22,6 +23,10 @@ def get_content_encoder(name: str = "builtin", **kw: Any) -> ContentEncoder:
         from melisma.content.builtin import BuiltinContentEncoder
 
         return BuiltinContentEncoder.load(kw.get("path"))
+    if name == "dsp-cepstral":
+        from melisma.content.cepstral import CepstralContentEncoder
+
+        return CepstralContentEncoder()
     if name in ("hubert", "contentvec"):
         from melisma.content.hubert import HubertContentEncoder
 

@@ -12,7 +12,8 @@ class ContentEncoder(nn.Module, ABC):
     """audio (B, n) float at SAMPLE_RATE -> content (B, dim, n // HOP_SIZE + 1) at FRAME_RATE.
 
     Encoders that work at another rate (HuBERT/ContentVec: 16 kHz, 50 frames/s) resample the input and
-    interpolate their frames onto the shared grid themselves. ``identity`` names the weights, ``dim`` the width.
+    interpolate their frames onto the shared grid themselves. ``identity`` names the weights (``builtin@<hash12>``,
+    see ``melisma.identity``), ``dim`` the width.
     """
 
     identity: str = "base"

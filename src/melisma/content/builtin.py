@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from melisma.atomic import atomic_path
 from melisma.content.base import ContentEncoder
 from melisma.errors import MelismaError
 from melisma.features.mel import log_mel
+from melisma.formats import check, stamp_metadata
+from melisma.identity import weights_identity
+from melisma.paths import CONTENT_WEIGHTS
 
-WEIGHTS_FORMAT = 1
 MEL_CENTER, MEL_SCALE = -6.0, 2.5  # rough mean/std of natural-log mel of normalised clips
 
 
@@ -111,19 +113,21 @@ class BuiltinNet(nn.Module):
 
 def default_weights_path() -> Path:
     """Path of the shipped weights inside the package."""
-    return Path(str(resources.files("melisma") / "assets" / "models" / "content-builtin.safetensors"))
+    return CONTENT_WEIGHTS
 
 
 class BuiltinContentEncoder(ContentEncoder):
     """audio (B, n) at 44.1 kHz -> content (B, 256, n // 512 + 1); the shipped weights unless ``path`` is given."""
 
-    identity = "builtin"
-
-    def __init__(self, net: BuiltinNet, identity: str = "builtin") -> None:
+    def __init__(self, net: BuiltinNet) -> None:
         super().__init__()
         self.net = net.eval()
         self.dim = net.cfg.dim
-        self.identity = identity
+
+    @property
+    def identity(self) -> str:  # type: ignore[override]
+        """``builtin@<hash12>`` of the current weights (see ``melisma.identity``)."""
+        return weights_identity("builtin", self.state_dict())
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> BuiltinContentEncoder:
@@ -136,14 +140,13 @@ class BuiltinContentEncoder(ContentEncoder):
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}
-        if int(meta.get("format", -1)) != WEIGHTS_FORMAT or meta.get("kind") != "melisma-content-builtin":
-            raise MelismaError(f"{path} is not a melisma builtin content encoder (format {WEIGHTS_FORMAT})")
+        check(_legacy_stamp(meta), "content-weights", path)
         net = BuiltinNet(BuiltinConfig(**json.loads(meta["config"])))
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as err:
             raise MelismaError(f"{path}: weights do not match the architecture ({str(err).splitlines()[0]})") from None
-        return cls(net, identity=meta.get("identity", "builtin"))
+        return cls(net)
 
     @torch.no_grad()
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
@@ -156,14 +159,20 @@ class BuiltinContentEncoder(ContentEncoder):
         return self.net.encode(log_mel(audio))[2]
 
 
-def save_builtin(net: BuiltinNet, path: str | Path, identity: str = "builtin", extra: dict | None = None) -> None:
-    """Write ``net`` as safetensors with its config and format in the metadata (atomic)."""
+def _legacy_stamp(meta: dict[str, str]) -> dict[str, str]:
+    """Weights written before ``melisma.formats`` said ``{"format": "1", "kind": "melisma-content-builtin"}``."""
+    if meta.get("kind") == "melisma-content-builtin":
+        return {"format": "melisma.content-weights", "format_version": meta.get("format", "")}
+    return meta
+
+
+def save_builtin(net: BuiltinNet, path: str | Path, extra: dict | None = None) -> None:
+    """Write ``net`` as safetensors with its config and format stamp in the metadata (atomic).
+
+    No identity is stored: a loaded encoder's identity is the hash of its weights."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    meta = {"format": str(WEIGHTS_FORMAT), "kind": "melisma-content-builtin", "identity": identity,
-            "config": json.dumps(asdict(net.cfg))}
+    meta = {**stamp_metadata("content-weights"), "config": json.dumps(asdict(net.cfg))}
     meta.update({k: str(v) for k, v in (extra or {}).items()})
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(tmp), metadata=meta)
-    tmp.replace(path)
+    with atomic_path(Path(path)) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(tmp), metadata=meta)

@@ -20,6 +20,7 @@ import torch
 from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE
 from melisma.content.base import ContentEncoder
 from melisma.errors import MelismaError, MissingDependencyError
+from melisma.identity import weights_identity
 
 SSL_RATE = 16_000  # Hz, HuBERT's input rate
 SSL_HOP = 320  # samples at 16 kHz between HuBERT frames (50 frames/s)
@@ -106,7 +107,8 @@ class HubertContentEncoder(ContentEncoder):
         self.output_layer = output_layer
         self.proj = load_final_proj(folder, model.config.hidden_size) if final_proj else None
         self.dim = self.proj.out_features if self.proj is not None else model.config.hidden_size
-        self.identity = identity or f"hubert:{Path(str(checkpoint)).name}:l{output_layer}{'p' if final_proj else ''}"
+        name = identity or f"hubert:{Path(str(checkpoint)).name}:l{output_layer}{'p' if final_proj else ''}"
+        self.identity = weights_identity(name, self.state_dict())  # frozen weights: hashed once
 
     @classmethod
     def preset(cls, checkpoint: str | Path, kind: str = "vec768l12") -> HubertContentEncoder:

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from melisma.atomic import write_text_atomic
+from melisma.formats import CURRENT, check, format_name, stamp
 
-FORMAT = "melisma.evaluation"
-FORMAT_VERSION = 1
+FORMAT = format_name("evaluation")
+FORMAT_VERSION = CURRENT["evaluation"]
 
 # Which way is better for each aggregated metric: worst = min where higher is better, max otherwise.
 HIGHER_IS_BETTER = {
@@ -107,8 +108,7 @@ class EvaluationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
+            **stamp("evaluation"),
             "settings": self.settings,
             "aggregate": {k: asdict(v) for k, v in self.aggregate.items()},
             "clips": [asdict(c) for c in self.clips],
@@ -122,9 +122,9 @@ class EvaluationResult:
         return write_text_atomic(path, self.to_json() + "\n")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EvaluationResult:
-        if data.get("format") != FORMAT or int(data.get("version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"not a {FORMAT} v{FORMAT_VERSION} document")
+    def from_dict(cls, data: dict[str, Any], source: str = "evaluation result") -> EvaluationResult:
+        """Read ``to_dict``'s form back; FormatError for another format or a newer version."""
+        check(data, "evaluation", source)
         names = {f.name for f in fields(ClipScores)}
         clips = [ClipScores(**{k: v for k, v in c.items() if k in names}) for c in data["clips"]]
         return cls(clips=clips, settings=dict(data.get("settings", {})))

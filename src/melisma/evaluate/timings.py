@@ -1,6 +1,6 @@
 """The timings file ``melisma convert --timings`` writes and ``melisma evaluate --rtf-json`` reads.
 
-    {"format": "melisma.timings", "version": 1,
+    {"format": "melisma.timings", "format_version": 1,
      "clips": {"out/a.wav": {"seconds": 1.9, "transpose": -12.0}, ...}}
 
 ``seconds``: wall time of the conversion (RTF = seconds / clip duration); ``transpose``: the semitones the
@@ -16,13 +16,12 @@ from pathlib import Path
 
 from melisma.atomic import write_text_atomic
 from melisma.errors import MelismaError
-
-FORMAT, VERSION = "melisma.timings", 1
+from melisma.formats import check, stamp
 
 
 def write_timings(path: str | Path, clips: dict[str, dict[str, float]]) -> Path:
     """Write {output path: {"seconds": s, "transpose": semitones}} atomically."""
-    doc = {"format": FORMAT, "version": VERSION, "clips": clips}
+    doc = {**stamp("timings"), "clips": clips}
     write_text_atomic(Path(path), json.dumps(doc, indent=1) + "\n")
     return Path(path)
 
@@ -34,9 +33,8 @@ def read_timings(path: str | Path, converted: Sequence[str]) -> tuple[list[float
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise MelismaError(f"{path}: not a readable JSON file ({exc})") from None
-    if isinstance(doc, dict) and doc.get("format") == FORMAT:
-        if doc.get("version") != VERSION:
-            raise MelismaError(f"{path}: timings version {doc.get('version')} is not supported")
+    if isinstance(doc, dict) and "format" in doc:  # else the older plain map
+        check(doc, "timings", path)
         doc = doc.get("clips")
     if not isinstance(doc, dict):
         raise MelismaError(f'{path}: expected {{"clips": {{"clip.wav": {{"seconds": s}}, ...}}}}')

@@ -4,7 +4,7 @@ Layout of a dataset folder written by ``melisma prepare``::
 
     clips/*.flac      44.1 kHz mono clips, loudness-normalised: the training set
     rejected/*.flac   clips set aside, each with its flags in the manifest and the report
-    manifest.json     format "melisma-dataset", format_version, settings, sources, clips, totals
+    manifest.json     format "melisma.dataset", format_version, settings, sources, clips, totals
     report.txt        what was done, why anything was skipped or set aside, total usable minutes
 """
 
@@ -20,9 +20,10 @@ from typing import Any
 
 from melisma import __version__
 from melisma.audio.constants import SAMPLE_RATE, TARGET_LUFS
+from melisma.errors import MelismaError
+from melisma.formats import CURRENT, check, stamp
 
-FORMAT = "melisma-dataset"
-FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -77,8 +78,7 @@ class Dataset:
 
 def to_json(ds: Dataset) -> str:
     doc = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        **stamp("dataset"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "melisma_version": __version__,
         "sample_rate": SAMPLE_RATE,
@@ -91,6 +91,22 @@ def to_json(ds: Dataset) -> str:
     return json.dumps(doc, indent=1, allow_nan=False)
 
 
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest of a dataset (its folder or its ``manifest.json``), its format stamp checked.
+
+    MelismaError (one line) when it is unreadable, not a melisma dataset manifest, or of a newer version."""
+    p = Path(path)
+    p = p / MANIFEST if p.is_dir() else p
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MelismaError(f"{p}: not a readable JSON file ({exc})") from None
+    check(doc, "dataset", p)
+    if not isinstance(doc.get("clips"), list):
+        raise MelismaError(f"{p}: dataset manifest has no list of clips")
+    return doc
+
+
 def finite_or_none(value: float) -> float | None:
     return round(value, 2) if math.isfinite(value) else None
 
@@ -99,7 +115,7 @@ def report_text(ds: Dataset) -> str:
     """A plain-text summary: totals first, then every skipped input and every set-aside clip with reasons."""
     t = ds.totals()
     lines = [
-        f"melisma prepare report (dataset format {FORMAT_VERSION}, melisma {__version__})",
+        f"melisma prepare report (dataset format {CURRENT['dataset']}, melisma {__version__})",
         f"usable audio: {t['usable_minutes']:.2f} minutes in {t['clips_kept']} clips "
         f"({t['clips_rejected']} set aside in rejected/)",
         f"inputs: {t['sources_used']} used, {t['sources_skipped']} skipped",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from melisma.singer.edm import SIGMA_DATA, SIGMA_MAX, SIGMA_MIN, _b, edm_denoise, karras_sigmas
+from melisma.singer.edm import SIGMA_DATA, SIGMA_MAX, SIGMA_MIN, edm_denoise, karras_sigmas, per_item
 from melisma.singer.model import Condition, SingerNet, masked_mean
 
 N_DISCRETISATION = 40  # points on the Karras schedule used for distillation
@@ -28,16 +28,16 @@ def consistency_coeffs(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA, sigm
 def consistency_fn(net: SingerNet, x: torch.Tensor, sigma: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     """f(x, sigma): noisy residual (B, M, T) at noise levels sigma (B,) -> clean residual estimate (B, M, T)."""
     c_skip, c_out, c_in, c_noise = consistency_coeffs(sigma, net.cfg.sigma_data)
-    return _b(c_skip) * x + _b(c_out) * net(_b(c_in) * x, c_noise, hidden)
+    return per_item(c_skip) * x + per_item(c_out) * net(per_item(c_in) * x, c_noise, hidden)
 
 
 def heun_step(teacher: SingerNet, x: torch.Tensor, s_hi: torch.Tensor, s_lo: torch.Tensor, hidden: torch.Tensor
               ) -> torch.Tensor:
     """Teacher's Heun step of the probability-flow ODE from s_hi (B,) to s_lo (B,) (both > 0)."""
-    d = (x - edm_denoise(teacher, x, s_hi, hidden)) / _b(s_hi)
-    x_euler = x + _b(s_lo - s_hi) * d
-    d_next = (x_euler - edm_denoise(teacher, x_euler, s_lo, hidden)) / _b(s_lo)
-    return x + _b(s_lo - s_hi) * 0.5 * (d + d_next)
+    d = (x - edm_denoise(teacher, x, s_hi, hidden)) / per_item(s_hi)
+    x_euler = x + per_item(s_lo - s_hi) * d
+    d_next = (x_euler - edm_denoise(teacher, x_euler, s_lo, hidden)) / per_item(s_lo)
+    return x + per_item(s_lo - s_hi) * 0.5 * (d + d_next)
 
 
 def distillation_loss(student: SingerNet, ema: SingerNet, teacher: SingerNet, mel: torch.Tensor,
@@ -56,7 +56,7 @@ def distillation_loss(student: SingerNet, ema: SingerNet, teacher: SingerNet, me
     idx = torch.randint(0, n - 1, (b,), generator=generator)
     s_hi, s_lo = sigmas[idx].to(mel), sigmas[idx + 1].to(mel)
     residual = mel - teacher_cond.prior.detach()
-    x_hi = residual + _b(s_hi) * torch.randn(mel.shape, generator=generator).to(mel)
+    x_hi = residual + per_item(s_hi) * torch.randn(mel.shape, generator=generator).to(mel)
     with torch.no_grad():
         x_lo = heun_step(teacher, x_hi, s_hi, s_lo, teacher_cond.hidden)
         target = ema_cond.prior + consistency_fn(ema, x_lo, s_lo, ema_cond.hidden)

@@ -14,19 +14,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from melisma import paths
 from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE, n_frames
 from melisma.errors import MelismaError
 from melisma.features.extractor import FeatureExtractor
 from melisma.features.pitch import fit_frames, model_pitch
+from melisma.identity import describe, identity_matches, registry_name
 from melisma.singer.chunking import convert_in_chunks, plan_cuts
 from melisma.singer.consistency import consistency_sample
 from melisma.singer.edm import edm_sample
 from melisma.singer.model import SingerNet, denormalise_mel
 from melisma.singer.voicepack import PACK_SUFFIX, VoicePack, VoicePackError, load_pack, read_header
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-BUILTIN_VOICES = ASSETS / "voices"  # single-file voice packs shipped with melisma
-BASE_PACK = ASSETS / "models" / "singer-base.melisma"  # the base multi-singer model; each singer is a built-in voice
 MAX_TRANSPOSE = 36.0
 
 
@@ -55,9 +54,9 @@ class Conversion:
 
 def builtin_voices() -> list[str]:
     """Names of the voices shipped with melisma: pack files in assets/voices and the singers of the base pack."""
-    names = {p.stem for p in BUILTIN_VOICES.glob(f"*{PACK_SUFFIX}")}
-    if BASE_PACK.is_file():
-        names.update(read_header(BASE_PACK)["singers"])
+    names = {p.stem for p in paths.BUILTIN_VOICES.glob(f"*{PACK_SUFFIX}")}
+    if paths.BASE_PACK.is_file():
+        names.update(read_header(paths.BASE_PACK)["singers"])
     return sorted(names)
 
 
@@ -66,11 +65,11 @@ def resolve_voice(voice: str | os.PathLike) -> tuple[Path, str | None]:
     p = Path(voice)
     if p.is_file():
         return p, None
-    builtin = BUILTIN_VOICES / f"{voice}{PACK_SUFFIX}"
+    builtin = paths.BUILTIN_VOICES / f"{voice}{PACK_SUFFIX}"
     if builtin.is_file():
         return builtin, None
-    if BASE_PACK.is_file() and str(voice) in read_header(BASE_PACK)["singers"]:
-        return BASE_PACK, str(voice)
+    if paths.BASE_PACK.is_file() and str(voice) in read_header(paths.BASE_PACK)["singers"]:
+        return paths.BASE_PACK, str(voice)
     names = ", ".join(builtin_voices()) or "none installed"
     raise VoicePackError(f"{voice}: no such voice pack file or built-in voice (built-in: {names})")
 
@@ -105,22 +104,18 @@ def parse_singer_mix(spec: str | dict | None, singers: list[str]) -> torch.Tenso
     return weights / weights.sum()
 
 
-def _default_component(kind: str, identity: str):
-    """The shipped content encoder or vocoder whose weights are named ``identity`` (``builtin-v1`` -> builtin)."""
-    import re
+def default_component(kind: str, identity: str) -> torch.nn.Module:
+    """The installed content encoder (``kind`` ``"content"``) or vocoder (``"vocoder"``) of the registry name in
+    ``identity`` (``builtin@ab12..``, ``builtin-v1`` -> ``builtin``; ``dsp-cepstral-v1`` -> ``dsp-cepstral``).
 
-    if kind == "content" and identity == "dsp-cepstral-v1":
-        from melisma.singer.dsp_content import CepstralContentEncoder
-
-        return CepstralContentEncoder()
-    name = re.sub(r"-v\d+$", "", identity)
+    Whether its weights are the ones ``identity`` records is checked by ``Voice``, not here."""
     if kind == "content":
         from melisma.content import get_content_encoder
 
-        return get_content_encoder(name)
+        return get_content_encoder(registry_name(identity))
     from melisma.vocoder import get_vocoder
 
-    return get_vocoder(name)
+    return get_vocoder(registry_name(identity))
 
 
 class Voice:
@@ -128,11 +123,12 @@ class Voice:
 
     def __init__(self, pack: VoicePack, content_encoder: torch.nn.Module, vocoder: torch.nn.Module,
                  f0_method: str = "dio", default_singer: str | None = None):
-        for role, comp, want in (("content encoder", content_encoder, pack.content_encoder),
-                                 ("vocoder", vocoder, pack.vocoder)):
-            have = getattr(comp, "identity", None)
-            if have != want:
-                raise VoicePackError(f"this voice pack expects the {role} {want!r}, got {have!r}")
+        for role, label, comp, want in (("content", "content encoder", content_encoder, pack.content_encoder),
+                                        ("vocoder", "vocoder", vocoder, pack.vocoder)):
+            have = str(getattr(comp, "identity", ""))
+            if not identity_matches(role, want, have):
+                raise VoicePackError(f"this voice pack was trained with the {label} {describe(role, want)}; "
+                                     f"the loaded one is {have!r}")
         self.pack = pack
         self.student = pack.build_student()
         self._teacher: SingerNet | None = None
@@ -226,7 +222,7 @@ class Voice:
 
         y = convert_in_chunks(x, one_chunk, plan_cuts(x, max_chunk_s))
         out_sr = int(output_sr or SAMPLE_RATE)
-        y = _resample(y, SAMPLE_RATE, out_sr)
+        y = resample(y, SAMPLE_RATE, out_sr)
         want = int(round(audio.shape[0] * out_sr / sr))
         return Conversion(fit_frames(y, want).astype(np.float32), out_sr, shift)
 
@@ -242,7 +238,8 @@ def _check_options(transpose: float, steps: int, sampler: str, max_chunk_s: floa
         raise MelismaError(f"chunk length {max_chunk_s} s: must be at least 2 s")
 
 
-def _resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """(n,) float32 at ``sr_in`` -> float32 at ``sr_out`` (soxr); the same array when the rates are equal."""
     if sr_in == sr_out:
         return x
     import soxr
@@ -261,7 +258,7 @@ def _to_project_rate(audio: np.ndarray, sr: int) -> np.ndarray:
         raise MelismaError("audio contains NaN or infinite samples")
     if int(sr) < 8000:
         raise MelismaError(f"sample rate {sr} Hz: must be at least 8000 Hz")
-    return _resample(x, int(sr), SAMPLE_RATE)
+    return resample(x, int(sr), SAMPLE_RATE)
 
 
 def load_voice(voice: str | os.PathLike, *, content_encoder: torch.nn.Module | None = None,
@@ -272,6 +269,6 @@ def load_voice(voice: str | os.PathLike, *, content_encoder: torch.nn.Module | N
     """
     path, default_singer = resolve_voice(voice)
     pack = load_pack(path)
-    enc = content_encoder if content_encoder is not None else _default_component("content", pack.content_encoder)
-    voc = vocoder if vocoder is not None else _default_component("vocoder", pack.vocoder)
+    enc = content_encoder if content_encoder is not None else default_component("content", pack.content_encoder)
+    voc = vocoder if vocoder is not None else default_component("vocoder", pack.vocoder)
     return Voice(pack, enc, voc, f0, default_singer)

@@ -10,7 +10,7 @@ import numpy as np
 
 from melisma.audio.constants import SAMPLE_RATE
 from melisma.errors import MelismaError
-from melisma.singer.convert import Voice, _resample
+from melisma.singer.convert import Voice, resample
 
 PEAK_CEILING = 0.98  # the remix is scaled down, never clipped, when it would peak above this
 
@@ -51,8 +51,8 @@ def make_cover(song: str | os.PathLike, output: str | os.PathLike, voice: Voice,
     sr = int(output_sr or SAMPLE_RATE)
     if keep_stems:
         for name, stem in (("vocal", vocal), ("accompaniment", accompaniment), ("converted", converted)):
-            save_audio(out.with_name(f"{out.stem}.{name}.wav"), _resample(stem, SAMPLE_RATE, sr), sr)
-    save_audio(out, _resample(result, SAMPLE_RATE, sr), sr)
+            save_audio(out.with_name(f"{out.stem}.{name}.wav"), resample(stem, SAMPLE_RATE, sr), sr)
+    save_audio(out, resample(result, SAMPLE_RATE, sr), sr)
     say(f"wrote {out}")
     return out
 

@@ -45,14 +45,15 @@ def loss_weight(sigma: torch.Tensor, sigma_data: float = SIGMA_DATA) -> torch.Te
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
 
 
-def _b(v: torch.Tensor) -> torch.Tensor:
+def per_item(v: torch.Tensor) -> torch.Tensor:
+    """(B,) per-item scalars (sigmas, weights) -> (B, 1, 1), to broadcast over (B, M, T) mels."""
     return v[:, None, None]
 
 
 def edm_denoise(net: SingerNet, x: torch.Tensor, sigma: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     """D(x; sigma): noisy residual (B, M, T), sigma (B,) -> denoised residual estimate (B, M, T)."""
     p = edm_precond(sigma, net.cfg.sigma_data)
-    return _b(p.c_skip) * x + _b(p.c_out) * net(_b(p.c_in) * x, p.c_noise, hidden)
+    return per_item(p.c_skip) * x + per_item(p.c_out) * net(per_item(p.c_in) * x, p.c_noise, hidden)
 
 
 def sample_training_sigma(batch: int, generator: torch.Generator | None = None, sigma_data: float = SIGMA_DATA
@@ -69,8 +70,8 @@ def edm_loss(net: SingerNet, mel: torch.Tensor, cond: Condition, mask: torch.Ten
     sigma_data = net.cfg.sigma_data
     sigma = sample_training_sigma(mel.shape[0], generator, sigma_data).to(mel)
     noise = torch.randn(mel.shape, generator=generator).to(mel)
-    denoised = edm_denoise(net, residual + _b(sigma) * noise, sigma, cond.hidden)
-    return masked_mean(_b(loss_weight(sigma, sigma_data)) * (denoised - residual) ** 2, mask)
+    denoised = edm_denoise(net, residual + per_item(sigma) * noise, sigma, cond.hidden)
+    return masked_mean(per_item(loss_weight(sigma, sigma_data)) * (denoised - residual) ** 2, mask)
 
 
 def karras_sigmas(n: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX, rho: float = RHO

@@ -1,6 +1,7 @@
 """Voice pack: ONE versioned file (safetensors) holding the model weights and, in its metadata, a JSON header:
-format + version, the model config, singer names, each singer's pitch statistics (for auto-transpose), and the
-identities of the content encoder and vocoder the weights expect.
+the format stamp (``melisma.formats``, kind ``voice``), the model config, singer names, each singer's pitch
+statistics (for auto-transpose), and the identities of the content encoder and vocoder the weights expect
+(``builtin@<hash12>``: the hash of the exact weights, see ``melisma.identity``).
 
 Tensors: ``student.*`` (one-step consistency model, always) and ``teacher.*`` (EDM teacher, optional), stored as
 float16 to keep packs small (a 3 M-parameter pair is ~12 MB) and loaded back as float32.
@@ -17,10 +18,9 @@ import torch
 
 from melisma.atomic import atomic_path
 from melisma.errors import MelismaError
+from melisma.formats import check, stamp
 from melisma.singer.model import SingerConfig, SingerNet
 
-PACK_FORMAT = "melisma-voice"
-PACK_VERSION = 1
 PACK_SUFFIX = ".melisma"
 
 
@@ -83,8 +83,7 @@ def save_pack(pack: VoicePack, path: str | os.PathLike) -> Path:
     if len(pack.singers) != pack.config.n_singers or len(set(pack.singers)) != len(pack.singers):
         raise VoicePackError(f"need {pack.config.n_singers} distinct singer names, got {pack.singers}")
     header = {
-        "format": PACK_FORMAT,
-        "format_version": PACK_VERSION,
+        **stamp("voice"),
         "config": pack.config.to_dict(),
         "singers": pack.singers,
         "stats": {k: vars(v) for k, v in pack.stats.items()},
@@ -117,11 +116,7 @@ def read_header(path: str | os.PathLike) -> dict:
         header = json.loads(meta["melisma"])
     except (KeyError, ValueError):
         raise VoicePackError(f"{p}: not a melisma voice pack (no header)") from None
-    if header.get("format") != PACK_FORMAT:
-        raise VoicePackError(f"{p}: not a melisma voice pack (format {header.get('format')!r})")
-    if header.get("format_version") != PACK_VERSION:
-        raise VoicePackError(f"{p}: voice pack format version {header.get('format_version')} is not supported "
-                             f"(this melisma reads version {PACK_VERSION})")
+    check(header, "voice", p, error=VoicePackError)  # version 1 differs only in naming weights without a hash
     return header
 
 

@@ -32,10 +32,6 @@ from melisma.features.mel import LOG_FLOOR, magnitude_stft, mel_basis
 from melisma.features.pitch import model_pitch
 from melisma.training.content_data import Clip, load_corpus
 
-# what voice packs record as the content encoder they were trained on: bump it whenever a rebuild ships
-# (a pack of another version then fails with a clear message instead of converting with foreign features)
-IDENTITY = "builtin-v2"
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -208,5 +204,5 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
 
 
 def _save(encoder: BuiltinNet, out: Path, cfg: TrainConfig, info: dict) -> None:
-    """Write the encoder under the recipe's identity, with its settings and ``info`` in the metadata."""
-    save_builtin(encoder, out, identity=IDENTITY, extra={"train": json.dumps({**asdict(cfg), **info})})
+    """Write the encoder with its settings and ``info`` in the metadata (its identity is its weights' hash)."""
+    save_builtin(encoder, out, extra={"train": json.dumps({**asdict(cfg), **info})})

@@ -20,15 +20,18 @@ import torch
 from melisma.atomic import atomic_path
 from melisma.errors import MelismaError
 from melisma.features.extractor import FeatureExtractor
+from melisma.formats import CURRENT, FormatError, check, stamp
+from melisma.identity import identity_matches
+from melisma.paths import BASE_PACK
 from melisma.progress import say
 from melisma.singer.consistency import consistency_sample, distillation_loss, ema_update, one_step_loss
-from melisma.singer.convert import BASE_PACK, _default_component
+from melisma.singer.convert import default_component
 from melisma.singer.edm import edm_loss
 from melisma.singer.model import SingerConfig, SingerNet, denormalise_mel, masked_mean, prior_loss
 from melisma.singer.voicepack import SingerStats, VoicePack, load_pack, read_header, save_pack
 from melisma.training.singer_data import ClipFeatures, list_clips, load_dataset, sample_batch
 
-CHECKPOINT_VERSION = 2  # 2: the teacher's EMA is kept too
+CHECKPOINT_VERSION = CURRENT["checkpoint"]  # the only version a run resumes from
 BASE_MODEL = BASE_PACK  # fine-tuning starts from the shipped base multi-singer pack
 
 
@@ -229,7 +232,7 @@ class Trainer:
             for k, v in st.items():
                 tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).clone()
         tensors["rng.gen"] = self.gen.get_state()
-        meta = {"version": CHECKPOINT_VERSION, "state": asdict(self.state), "config": _config_json(self.cfg)}
+        meta = {**stamp("checkpoint"), "state": asdict(self.state), "config": _config_json(self.cfg)}
         with atomic_path(path) as tmp:
             save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
                       metadata={"melisma": json.dumps(meta)})
@@ -240,8 +243,10 @@ class Trainer:
 
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads(f.metadata()["melisma"])
-        if meta.get("version") != CHECKPOINT_VERSION:
-            raise MelismaError(f"{path}: checkpoint version {meta.get('version')} is not supported; use --restart")
+        try:
+            check(meta, "checkpoint", path, oldest=CHECKPOINT_VERSION)
+        except FormatError as exc:
+            raise MelismaError(f"{exc}; use --restart") from None
         if meta["config"] != _config_json(self.cfg):
             raise MelismaError(f"{path}: this run was started with other settings; use the same options, or "
                                "--restart to start over")
@@ -344,7 +349,7 @@ def _init_models(cfg: TrainConfig, content_identity: str, content_dim: int
     model_cfg = replace(cfg.model, content_dim=content_dim, sigma_data=cfg.sigma_data)
     if not cfg.from_scratch and BASE_MODEL.is_file():
         base = load_pack(BASE_MODEL)
-        if base.content_encoder != content_identity:
+        if not identity_matches("content", base.content_encoder, content_identity):
             raise MelismaError(f"the base singer model expects content encoder {base.content_encoder!r}, not "
                                f"{content_identity!r}; use --from-scratch")
         model_cfg = replace(base.config, n_singers=cfg.model.n_singers, sigma_data=cfg.sigma_data)
@@ -391,7 +396,7 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     identity, dim = str(getattr(enc, "identity", "")), getattr(enc, "dim", None)
     if vocoder is None:
         try:
-            vocoder = _default_component("vocoder", "builtin")
+            vocoder = default_component("vocoder", "builtin")
         except MelismaError:
             vocoder = None
     out = Path(output)
@@ -438,7 +443,7 @@ def training_features(content: str | None = None, f0_method: str = "dio",
         if content is None:
             fine_tune = not from_scratch and BASE_MODEL.is_file()
             content = read_header(BASE_MODEL)["content_encoder"] if fine_tune else "builtin"
-        content_encoder = _default_component("content", content)
+        content_encoder = default_component("content", content)
     return FeatureExtractor(f0_method, content_encoder.eval(), "rms", tuple(pitch_shifts))
 
 

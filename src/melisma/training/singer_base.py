@@ -5,20 +5,24 @@ Its singers are melisma's built-in voices, and ``melisma train`` fine-tunes new 
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
+from melisma.atomic import copy_atomic
 from melisma.errors import MelismaError
-from melisma.training.singer import BASE_MODEL, TrainConfig, train_voice
+from melisma.paths import ASSETS
+from melisma.training.singer import TrainConfig, train_voice
 
 
 def train_base(corpus: str | Path, run_dir: str | Path, cfg: TrainConfig | None = None,
-               content: str = "builtin", ship: bool = False) -> Path:
+               content: str = "builtin", ship: str | Path | None = None) -> Path:
     """Train (or resume) the base pack on ``corpus/audio/<voice>/`` folders into ``run_dir/base.melisma``.
 
-    ``ship`` copies the result over the packaged base model (``melisma/assets/models/singer-base.melisma``).
+    ``ship``: also write the pack to this path, atomically (never into the installed package: a release
+    replaces ``melisma/assets/models/singer-base.melisma`` in the source tree by hand, see its model card).
     """
+    if ship is not None:
+        check_ship_path(ship)
     audio = Path(corpus) / "audio"
     if not audio.is_dir():
         raise MelismaError(f"{corpus}: not a melisma corpus (no audio/ folder of voices)")
@@ -27,7 +31,12 @@ def train_base(corpus: str | Path, run_dir: str | Path, cfg: TrainConfig | None 
         raise MelismaError(f"{corpus}: a base model needs at least two voices, found {len(folders)}")
     cfg = replace(cfg or TrainConfig(), from_scratch=True)
     base = train_voice([(p.name, p) for p in folders], Path(run_dir) / "base.melisma", cfg, content=content)
-    if ship:
-        BASE_MODEL.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(base, BASE_MODEL)
+    if ship is not None:
+        copy_atomic(base, ship)
     return base
+
+
+def check_ship_path(path: str | Path) -> None:
+    """MelismaError when ``path`` lies inside the installed package's assets (no command writes there)."""
+    if Path(path).resolve().is_relative_to(ASSETS.resolve()):
+        raise MelismaError(f"{path}: inside the installed melisma package; name a path outside it")

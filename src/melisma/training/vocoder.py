@@ -24,7 +24,7 @@ from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE, n_frames
 from melisma.errors import MelismaError
 from melisma.features.mel import log_mel
 from melisma.features.pitch import model_pitch
-from melisma.vocoder.builtin import BuiltinConfig, BuiltinVocoder, save_builtin
+from melisma.vocoder.builtin import BuiltinConfig, BuiltinVocoder, load_builtin, save_builtin
 
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop) of the spectral losses
 
@@ -39,14 +39,15 @@ class Clip:
     f0: torch.Tensor
 
 
-def _clip_entries(corpus_dir: Path) -> list[tuple[Path, Path | None]]:
+def clip_entries(corpus_dir: Path) -> list[tuple[Path, Path | None]]:
     """(audio path, F0 .npy path or None) for each clip listed in ``corpus_dir/corpus.json``."""
     from melisma.corpus.manifest import clip_refs
 
     return [(r.audio, r.f0) for r in clip_refs(corpus_dir)]
 
 
-def _fit_frames(track: np.ndarray, n: int) -> np.ndarray:
+def fit_track(track: np.ndarray, n: int) -> np.ndarray:
+    """A frame track (T,) as float32 cut or zero-padded (unvoiced) to ``n`` frames."""
     track = np.asarray(track, dtype=np.float32)[:n]
     return np.pad(track, (0, n - len(track))) if len(track) < n else track
 
@@ -57,10 +58,10 @@ def load_clips(corpus_dirs: Sequence[str | Path], max_clips: int | None = None) 
 
     clips = []
     for corpus_dir in corpus_dirs:
-        for audio_path, f0_path in _clip_entries(Path(corpus_dir))[:max_clips]:
+        for audio_path, f0_path in clip_entries(Path(corpus_dir))[:max_clips]:
             audio, _ = load_audio(audio_path, SAMPLE_RATE)
             n = n_frames(len(audio))
-            f0 = _fit_frames(np.load(f0_path), n) if f0_path and f0_path.is_file() else model_pitch().extract(audio, SAMPLE_RATE)
+            f0 = fit_track(np.load(f0_path), n) if f0_path and f0_path.is_file() else model_pitch().extract(audio, SAMPLE_RATE)
             mel = log_mel(torch.from_numpy(audio))[0]
             clips.append(Clip(audio_path.stem, torch.from_numpy(audio), mel, torch.from_numpy(f0)))
     if not clips:
@@ -157,8 +158,6 @@ def train_vocoder(
         f"{len(heldout)} held-out, {time.time() - t0:.0f} s")
     model = BuiltinVocoder(cfg)
     if init is not None:
-        from melisma.vocoder.builtin import load_builtin
-
         model.load_state_dict(load_builtin(init).state_dict(), strict=True)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99), weight_decay=1e-4)
@@ -191,3 +190,18 @@ def train_vocoder(
         if done:
             break
     return best_path
+
+
+SHIPPED_FIGURES = ("steps", "train_seconds", "val_mel_l1")  # training figures the shipped file keeps
+
+
+def export_shipped(weights: str | Path, out: str | Path) -> Path:
+    """Write ``weights`` (a training output) to ``out`` as melisma ships them: float16, training figures kept.
+
+    float16 halves the file with no audible change; loading casts back to float32.  Returns ``out``."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as fh:
+        meta = {k: v for k, v in (fh.metadata() or {}).items() if k in SHIPPED_FIGURES}
+    save_builtin(load_builtin(weights), out, meta, half=True)
+    return Path(out)

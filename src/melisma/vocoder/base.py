@@ -13,7 +13,8 @@ class Vocoder(nn.Module, ABC):
     -> waveform (B, T * HOP_SIZE) float in [-1, 1] at SAMPLE_RATE. Whatever noise a vocoder draws comes
     from ``generator`` when one is given, so a seeded conversion is reproducible.
 
-    ``identity`` names the weights (e.g. ``builtin-v1``) so voice packs can record which vocoder they expect.
+    ``identity`` names the weights (``builtin@<hash12>``, see ``melisma.identity``) so voice packs can record
+    which vocoder they expect.
     """
 
     identity: str = "base"

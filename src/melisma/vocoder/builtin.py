@@ -22,12 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from melisma.atomic import atomic_path
 from melisma.audio.constants import HOP_SIZE, N_MELS
 from melisma.errors import MelismaError
+from melisma.formats import check, stamp_metadata
+from melisma.identity import weights_identity
+from melisma.paths import VOCODER_WEIGHTS
 from melisma.vocoder.base import Vocoder
 from melisma.vocoder.source import harmonic_excitation
 
-FORMAT_VERSION = 1
 MEL_OFFSET = 5.0  # log-mel of speech spans about -11..+2; centre it near 0 for the network
 MEL_SCALE = 3.0
 INIT_LOG_GAIN = -3.0  # start filters at gain 0.05: unit-power excitation -> about the RMS of speech at -20 LUFS
@@ -105,8 +108,6 @@ class BuiltinVocoder(Vocoder):
 
     window: torch.Tensor  # Hann window of the synthesis STFT (a non-persistent buffer)
 
-    identity = "builtin-v1"
-
     def __init__(self, cfg: BuiltinConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or BuiltinConfig()
@@ -114,6 +115,11 @@ class BuiltinVocoder(Vocoder):
             raise ValueError(f"sub_hop {self.cfg.sub_hop} must divide HOP_SIZE {HOP_SIZE}")
         self.net = FilterNet(self.cfg)
         self.register_buffer("window", torch.hann_window(self.cfg.n_fft), persistent=False)
+
+    @property
+    def identity(self) -> str:  # type: ignore[override]
+        """``builtin@<hash12>`` of the current weights (see ``melisma.identity``)."""
+        return weights_identity("builtin", self.state_dict())
 
     def filters(self, mel: torch.Tensor, f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> harmonic (complex) and noise (real) filters, each (B, n_bins, T * HOP_SIZE / sub_hop + 1).
@@ -167,21 +173,18 @@ class BuiltinVocoder(Vocoder):
 def save_builtin(
     model: BuiltinVocoder, path: str | Path, extra: dict[str, str] | None = None, half: bool = False
 ) -> None:
-    """Write weights + config to a safetensors file (format version in the metadata).
+    """Write weights + config to a safetensors file (format stamp in the metadata), atomically.
 
     ``half`` stores float16 (for shipping: half the size, no audible change); loading casts back to float32.
     """
     from safetensors.torch import save_file
 
-    meta = {"format": "melisma-vocoder-builtin", "format_version": str(FORMAT_VERSION),
-            "config": json.dumps(asdict(model.cfg))}
+    meta = {**stamp_metadata("vocoder-weights"), "config": json.dumps(asdict(model.cfg))}
     meta.update(extra or {})
     dtype = torch.float16 if half else torch.float32
     state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
-    tmp = Path(str(path) + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
 
 
 def load_builtin(path: str | Path | None = None) -> BuiltinVocoder:
@@ -194,8 +197,7 @@ def load_builtin(path: str | Path | None = None) -> BuiltinVocoder:
         raise MelismaError(f"builtin vocoder weights not found: {path}")
     with safe_open(str(path), framework="pt") as fh:
         meta = fh.metadata() or {}
-    if meta.get("format") != "melisma-vocoder-builtin" or meta.get("format_version") != str(FORMAT_VERSION):
-        raise MelismaError(f"{path} is not a melisma builtin vocoder v{FORMAT_VERSION} file")
+    check(meta, "vocoder-weights", path)
     model = BuiltinVocoder(BuiltinConfig(**json.loads(meta["config"])))
     state = load_file(str(path))
     expected = model.state_dict()
@@ -211,5 +213,5 @@ def load_builtin(path: str | Path | None = None) -> BuiltinVocoder:
 
 def default_weights_path() -> Path:
     """The shipped weights: ``melisma/assets/models/vocoder-builtin.safetensors``."""
-    return Path(__file__).resolve().parent.parent / "assets" / "models" / "vocoder-builtin.safetensors"
+    return VOCODER_WEIGHTS
 

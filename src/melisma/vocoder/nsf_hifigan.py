@@ -24,6 +24,7 @@ from torch import nn
 
 from melisma.audio.constants import HOP_SIZE, N_MELS, SAMPLE_RATE
 from melisma.errors import MelismaError
+from melisma.identity import weights_identity
 from melisma.vocoder.base import Vocoder
 
 LRELU_SLOPE = 0.1
@@ -174,7 +175,7 @@ class NsfHifiganGenerator(nn.Module):
         return torch.tanh(self.conv_post(F.leaky_relu(x)))
 
 
-def _weight_normed_prefixes(model: NsfHifiganGenerator) -> list[str]:
+def weight_normed_prefixes(model: NsfHifiganGenerator) -> list[str]:
     """Module names whose weights the openvpi checkpoint stores as weight_g / weight_v."""
     names = ["conv_pre", "conv_post"] + [f"ups.{i}" for i in range(len(model.ups))]
     for name, module in model.resblocks.named_modules():
@@ -238,7 +239,7 @@ def load_nsf_hifigan(path: str | Path) -> NsfHifiganVocoder:
     if not isinstance(ckpt, dict) or "generator" not in ckpt:
         raise MelismaError(f"{weights} has no 'generator' state dict (not an openvpi NSF-HiFiGAN checkpoint)")
     model = NsfHifiganGenerator(cfg)
-    state = fuse_weight_norm(ckpt["generator"], _weight_normed_prefixes(model))
+    state = fuse_weight_norm(ckpt["generator"], weight_normed_prefixes(model))
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
@@ -251,4 +252,4 @@ def load_nsf_hifigan(path: str | Path) -> NsfHifiganVocoder:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise MelismaError(f"NSF-HiFiGAN weights {weights} have wrong shapes: {str(exc).splitlines()[-1]}") from None
-    return NsfHifiganVocoder(model.eval(), identity=f"nsf-hifigan:{folder.name}")
+    return NsfHifiganVocoder(model.eval(), identity=weights_identity("nsf-hifigan", model.state_dict()))

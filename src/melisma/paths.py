@@ -1,0 +1,16 @@
+"""Where melisma's packaged assets live: the one place every module takes an asset path from.
+
+Everything here is read-only data inside the installed package; no command writes below ``ASSETS``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+MODELS = ASSETS / "models"
+BASE_PACK = MODELS / "singer-base.melisma"  # the base multi-singer model; each singer is a built-in voice
+CONTENT_WEIGHTS = MODELS / "content-builtin.safetensors"  # the builtin content encoder
+VOCODER_WEIGHTS = MODELS / "vocoder-builtin.safetensors"  # the builtin vocoder
+BUILTIN_VOICES = ASSETS / "voices"  # single-file voice packs shipped with melisma (none yet)
+DEMO = ASSETS / "demo"  # the bundled demo song, its dry vocal, accompaniment and demo.json
