@@ -20,7 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from melisma.atomic import write_text_atomic
 from melisma.audio.constants import FRAME_PERIOD_MS, HOP_SIZE, SAMPLE_RATE, n_frames
+from melisma.corpus import ClipRecord, load_corpus, trainable_clips
 from melisma.errors import MelismaError
 from melisma.features.mel import log_mel
 from melisma.vocoder.builtin import BuiltinConfig, BuiltinVocoder, save_builtin
@@ -38,13 +40,6 @@ class Clip:
     f0: torch.Tensor
 
 
-def _clip_entries(corpus_dir: Path) -> list[tuple[Path, Path | None]]:
-    """(audio path, F0 .npy path or None) for each clip listed in ``corpus_dir/corpus.json``."""
-    from melisma.corpus.manifest import clip_refs
-
-    return [(r.audio, r.f0) for r in clip_refs(corpus_dir)]
-
-
 def harvest_f0(audio: np.ndarray) -> np.ndarray:
     """(n,) float at SAMPLE_RATE -> (n_frames(n),) F0 in Hz (0 = unvoiced) by pyworld harvest."""
     import pyworld
@@ -60,19 +55,24 @@ def _fit_frames(track: np.ndarray, n: int) -> np.ndarray:
 
 
 def load_clips(corpus_dirs: Sequence[str | Path], max_clips: int | None = None) -> list[Clip]:
-    """Read every clip of the corpora (audio, true F0 where given else harvest) and compute its log-mel."""
+    """Every clip (the first ``max_clips`` of each corpus) in memory; no held-out check: for validation."""
+    records = [r for d in corpus_dirs for r in load_corpus(d)[:max_clips]]
+    return clips_in_memory(records, ", ".join(map(str, corpus_dirs)))
+
+
+def clips_in_memory(records: Sequence[ClipRecord], source: str) -> list[Clip]:
+    """Audio, true F0 where the clip has it (else harvest) and log-mel of each record; ``source`` names
+    the corpora in the error raised when there are none."""
     from melisma.audio.io import load_audio
 
     clips = []
-    for corpus_dir in corpus_dirs:
-        for audio_path, f0_path in _clip_entries(Path(corpus_dir))[:max_clips]:
-            audio, _ = load_audio(audio_path, SAMPLE_RATE)
-            n = n_frames(len(audio))
-            f0 = _fit_frames(np.load(f0_path), n) if f0_path and f0_path.is_file() else harvest_f0(audio)
-            mel = log_mel(torch.from_numpy(audio))[0]
-            clips.append(Clip(audio_path.stem, torch.from_numpy(audio), mel, torch.from_numpy(f0)))
+    for rec in records:
+        audio, _ = load_audio(rec.audio_path, SAMPLE_RATE)
+        f0 = rec.load_f0(n_frames(len(audio))) if rec.has_f0 else harvest_f0(audio)
+        mel = log_mel(torch.from_numpy(audio))[0]
+        clips.append(Clip(rec.audio_path.stem, torch.from_numpy(audio), mel, torch.from_numpy(f0)))
     if not clips:
-        raise MelismaError("no clips found in " + ", ".join(map(str, corpus_dirs)))
+        raise MelismaError(f"no clips found in {source}")
     return clips
 
 
@@ -153,11 +153,13 @@ def train_vocoder(
     ``out/best.safetensors`` whenever the held-out mel L1 improves (training mel L1 without held-out dirs).
 
     Returns the path of the best weights. ``max_seconds`` stops early (wall clock) after a checkpoint.
+    Raises MelismaError before anything is written when a training corpus holds a held-out voice.
     """
+    records = trainable_clips(corpus_dirs)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     t0 = time.time()
-    train = load_clips(corpus_dirs)
+    train = clips_in_memory(records, ", ".join(map(str, corpus_dirs)))
     heldout = load_clips(heldout_dirs) if heldout_dirs else train[:4]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +196,7 @@ def train_vocoder(
             if val < best:
                 best = val
                 save_builtin(model, best_path, meta)
-            (out / "history.json").write_text(json.dumps(history, indent=1))
+            write_text_atomic(out / "history.json", json.dumps(history, indent=1))
             log(f"eval step {step} held-out mel L1 {val:.4f} (best {best:.4f})")
         if done:
             break
