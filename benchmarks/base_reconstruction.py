@@ -26,31 +26,32 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path("data/benchmarks/base_reconstruction.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
+    from melisma.atomic import write_text_atomic
     from melisma.audio.io import load_audio
+    from melisma.corpus import ClipRecord, load_corpus
     from melisma.evaluate import evaluate_clips
     from melisma.paths import BASE_PACK
     from melisma.singer.convert import load_voice
 
-    clips = json.loads((args.heldout / "corpus.json").read_text())["clips"]
+    clips = load_corpus(args.heldout)
     results = {}
     for pack in args.packs or [BASE_PACK]:
         voice = load_voice(pack)
-        own = [c for c in clips if c["kind"] == "sung" and Path(c["path"]).parent.name in voice.singers]
-        by_singer: dict[str, list[dict]] = {}
+        own = [c for c in clips if c.kind == "sung" and c.voice_dir.name in voice.singers]
+        by_singer: dict[str, list[ClipRecord]] = {}
         for c in own:
-            by_singer.setdefault(Path(c["path"]).parent.name, []).append(c)
+            by_singer.setdefault(c.voice_dir.name, []).append(c)
         outs, originals = [], []
         for singer, sung in sorted(by_singer.items()):
             for c in sung[: args.per_voice]:
-                audio, sr = load_audio(args.heldout / c["path"])
+                audio, sr = load_audio(c.audio_path)
                 outs.append((voice.convert(audio, sr, singer=singer)[0], sr))
-                originals.append(str(args.heldout / c["path"]))
+                originals.append(str(c.audio_path))
         res = evaluate_clips(outs, originals=originals, metrics=("intrusive", "dnsmos"))
         results[str(pack)] = {"singers": sorted(by_singer), "clips": len(outs),
                               **{k: round(v.mean, 3) for k, v in res.aggregate.items()}}
         print(json.dumps({str(pack): results[str(pack)]}, indent=1), flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1))
+    write_text_atomic(args.json, json.dumps(results, indent=1))
     print(f"wrote {args.json}")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from melisma.atomic import write_text_atomic  # noqa: E402
 from melisma.corpus import HELD_OUT_VOICES, build_corpus, load_corpus  # noqa: E402
 from melisma.corpus.voices import default_voices  # noqa: E402
 
@@ -46,7 +47,7 @@ def stats(folder: Path) -> dict:
 
 def report(folder: Path) -> None:
     s = stats(folder)
-    (folder / "stats.json").write_text(json.dumps(s, indent=1))
+    write_text_atomic(folder / "stats.json", json.dumps(s, indent=1))
     print(json.dumps(s, indent=1), flush=True)
 
 
@@ -56,7 +57,7 @@ def starter() -> None:
     build_corpus(DATA / "corpus-heldout", list(HELD_OUT_VOICES) + list(COMPANIONS), clips_per_voice=10,
                  parallel=4, seed=2)
     report(DATA / "corpus-heldout")
-    (DATA / "READY-starter").write_text("corpus-starter and corpus-heldout complete\n")
+    write_text_atomic(DATA / "READY-starter", "corpus-starter and corpus-heldout complete\n")
 
 
 def train(n_voices: int = 48) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from melisma.atomic import write_text_atomic
 from melisma.audio.constants import SAMPLE_RATE, TARGET_LUFS
 from melisma.audio.io import load_audio, save_audio
-from melisma.corpus.builder import normalise_loudness
+from melisma.corpus.builder import normalise_loudness, save_f0
 from melisma.corpus.melody import NOTE_NAMES
 from melisma.corpus.singing import analyse_f0, cents_accuracy
 from melisma.corpus.song import compose, sing_song
@@ -35,7 +36,7 @@ def main() -> None:
     save_audio(OUT / "demo-song.ogg", mix, SAMPLE_RATE)
     save_audio(OUT / "demo-vocal.ogg", vocal_n, SAMPLE_RATE)
     save_audio(OUT / "demo-accompaniment.ogg", band_n, SAMPLE_RATE)
-    np.save(OUT / "demo-vocal-f0.npy", f0.astype(np.float32))
+    save_f0(OUT / "demo-vocal-f0.npy", f0)
     decoded = load_audio(OUT / "demo-vocal.ogg")[0]
     acc, frames = cents_accuracy(f0, analyse_f0(decoded))
     meta = {
@@ -47,7 +48,7 @@ def main() -> None:
                   "vocal_f0": "demo-vocal-f0.npy"},
         "vocal_f0_within_50_cents": round(acc, 4), "made_by": "benchmarks/build_demo_song.py",
     }
-    (OUT / "demo.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+    write_text_atomic(OUT / "demo.json", json.dumps(meta, ensure_ascii=False, indent=1))
     sizes = {p.name: p.stat().st_size for p in OUT.iterdir()}
     print(json.dumps({"duration_s": meta["duration_s"], "f0_accuracy": acc, "frames": frames, "bytes": sizes}))
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from melisma.atomic import write_text_atomic
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -49,8 +51,7 @@ def main() -> None:
     keys = ("target_similarity", "source_similarity", "cents_error_median", "vuv_agreement", "dnsmos_ovrl", "rtf")
     mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
     print("mean", json.dumps({k: round(v, 3) for k, v in mean.items()}))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"voices": rows, "mean": mean}, indent=1))
+    write_text_atomic(args.json, json.dumps({"voices": rows, "mean": mean}, indent=1))
 
 
 if __name__ == "__main__":

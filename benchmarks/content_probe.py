@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from melisma.atomic import write_text_atomic
 from melisma.audio.io import load_audio
 from melisma.content.builtin import BuiltinContentEncoder
 from melisma.content.perturb import world_shift
+from melisma.corpus import load_corpus
 from melisma.features.mel import log_mel
-from melisma.training.content_data import load_corpus
 
 WINDOW = 20
 
@@ -97,7 +98,7 @@ def retrieval(queries: list[np.ndarray], feats: list[np.ndarray], voices: list[s
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = Path("data/corpus-heldout")
-    p.add_argument("--corpus", type=Path, default=default if default.is_dir() else Path("data/content-fallback/heldout"))
+    p.add_argument("--corpus", type=Path, default=default if default.is_dir() else Path("data/content-espeak-heldout"))
     p.add_argument("--weights", type=Path, default=None, help="builtin weights (default: shipped)")
     p.add_argument("--max-clips", type=int, default=400)
     p.add_argument("--shifted-per-voice", type=int, default=4, help="queries per voice given a WORLD shift")
@@ -111,7 +112,7 @@ def main() -> None:
     shifted = {"mel": [], "content": []}
     voices, groups = [], []
     for clip in clips:
-        x, _ = load_audio(clip.path)
+        x, _ = load_audio(clip.audio_path)
         x = 0.5 * x / max(1e-4, float(np.abs(x).max()))
         mel = log_mel(x)
         with torch.no_grad():
@@ -120,8 +121,8 @@ def main() -> None:
         feats["content"].append(content[0].numpy())
         feats["content_prevq"].append(z[0].T.numpy())
         voices.append(clip.voice)
-        groups.append(clip.group)
-        if clip.group and voices.count(clip.voice) <= a.shifted_per_voice:
+        groups.append(clip.parallel_group)
+        if clip.parallel_group and voices.count(clip.voice) <= a.shifted_per_voice:
             xs = world_shift(x, 2 ** (5 / 12), 1.15)
             shifted["mel"].append(log_mel(xs)[0].numpy())
             shifted["content"].append(enc(torch.from_numpy(xs))[0].numpy())
@@ -142,7 +143,7 @@ def main() -> None:
     res["seconds"] = round(time.time() - t0, 1)
     print(json.dumps(res, indent=1))
     a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(res, indent=1))
+    write_text_atomic(a.json, json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from melisma.atomic import write_text_atomic  # noqa: E402
 from melisma.audio.constants import SAMPLE_RATE  # noqa: E402
 from melisma.corpus.builder import speech_at_rate  # noqa: E402
 from melisma.corpus.melody import Expression, random_melody  # noqa: E402
@@ -48,8 +49,7 @@ def main(n: int = 3) -> None:
         result[vid] = {"tts_s_per_audio_min": round(60 * secs / audio, 1)}
     result["world_singing_s_per_audio_min"] = round(60 * sung_time / sung_audio, 1)
     result["load_average_1min"] = os.getloadavg()[0]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=1))
+    write_text_atomic(OUT, json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
 

@@ -47,15 +47,16 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path("data/benchmarks/mel_postfilter.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
+    from melisma.atomic import write_text_atomic
     from melisma.audio.io import load_audio
+    from melisma.corpus import load_corpus
     from melisma.evaluate import evaluate_clips, target_embedding_of
     from melisma.singer.convert import load_voice
 
     voice = load_voice(args.pack)
-    clips = [c for c in json.loads((args.heldout / "corpus.json").read_text())["clips"]
-             if Path(c["path"]).parent.name == args.target]
-    target = target_embedding_of([str(args.heldout / c["path"]) for c in clips])
-    own = [str(args.heldout / c["path"]) for c in clips if c["kind"] == "sung"]
+    clips = [c for c in load_corpus(args.heldout) if c.voice_dir.name == args.target]
+    target = target_embedding_of([str(c.audio_path) for c in clips])
+    own = [str(c.audio_path) for c in clips if c.kind == "sung"]
     vocoder, chosen = voice.vocoder, {"kind": "none", "amount": 0.0}
 
     def filtered_vocoder(mel, f0, generator=None):
@@ -71,8 +72,7 @@ def main() -> None:
                              metrics=("similarity", "intrusive", "dnsmos"))
         results[spec] = {k: round(v.mean, 4) for k, v in res.aggregate.items()}
         print(spec, results[spec], flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"pack": str(args.pack), "clips": len(own), "results": results}, indent=1))
+    write_text_atomic(args.json, json.dumps({"pack": str(args.pack), "clips": len(own), "results": results}, indent=1))
     print(f"wrote {args.json}")
 
 

@@ -24,40 +24,32 @@ from pathlib import Path
 
 import numpy as np
 
+from melisma.atomic import write_text_atomic
+from melisma.corpus import ClipRecord, load_corpus
+from melisma.errors import MelismaError
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPORA = (REPO / "data" / "corpus-heldout", REPO / "tests" / "data" / "corpus")
 DEFAULT_METHODS = "dio,harvest,fcpe,crepe-tiny,crepe-full"
 GROSS_CENTS = 50.0
 
 
-def load_clips(folder: Path) -> list[dict]:
-    """Clip dicts with absolute 'audio_path' and 'f0_path', via melisma.corpus when available."""
-    try:
-        from melisma.corpus import load_corpus
-
-        return [{"id": c.id, "kind": c.kind, "f0_source": c.f0_source, "duration": c.duration,
-                 "voice": c.voice, "audio_path": c.audio_path, "f0_path": c.f0_path} for c in load_corpus(folder)]
-    except ImportError:
-        data = json.loads((folder / "corpus.json").read_text(encoding="utf-8"))
-        return [{**c, "audio_path": folder / c["path"], "f0_path": folder / c["f0"]} for c in data["clips"]]
-
-
-def select_clips(clips: list[dict], kind: str, max_seconds: float) -> list[dict]:
+def select_clips(clips: list[ClipRecord], kind: str, max_seconds: float) -> list[ClipRecord]:
     """Clips of ``kind`` (sung clips need melody truth), in manifest order, up to ``max_seconds`` in total."""
     chosen, total = [], 0.0
     for c in clips:
-        if kind == "sung" and not (c["kind"] == "sung" and c["f0_source"] == "melody"):
+        if kind == "sung" and not (c.kind == "sung" and c.f0_source == "melody"):
             continue
-        if kind == "speech" and c["kind"] != "speech":
+        if kind == "speech" and c.kind != "speech":
             continue
         if total >= max_seconds:
             break
         chosen.append(c)
-        total += float(c["duration"])
+        total += c.duration
     return chosen
 
 
-def evaluate_method(name: str, clips: list[tuple[dict, np.ndarray, np.ndarray]]) -> dict:
+def evaluate_method(name: str, clips: list[tuple[ClipRecord, np.ndarray, np.ndarray]]) -> dict:
     """Run extractor ``name`` over preloaded (clip, audio 44.1 kHz, true F0) triples -> pooled scores."""
     from melisma.audio.constants import SAMPLE_RATE
     from melisma.features.pitch import get_pitch_extractor
@@ -110,20 +102,19 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from melisma.audio.io import load_audio
-
     torch.set_num_threads(args.threads)
     corpora = args.corpora or [next((p for p in DEFAULT_CORPORA if (p / "corpus.json").is_file()), DEFAULT_CORPORA[0])]
     clips = []
     for folder in corpora:
-        if not (folder / "corpus.json").is_file():
-            print(f"{folder}: no corpus.json", file=sys.stderr)
+        try:
+            clips += select_clips(load_corpus(folder), args.kind, args.max_seconds)
+        except MelismaError as exc:
+            print(exc, file=sys.stderr)
             return 2
-        clips += select_clips(load_clips(folder), args.kind, args.max_seconds)
     if not clips:
         print(f"no {args.kind} clips with true F0 in {', '.join(map(str, corpora))}", file=sys.stderr)
         return 2
-    loaded = [(c, load_audio(c["audio_path"])[0], np.load(c["f0_path"]).astype(np.float32)) for c in clips]
+    loaded = [(c, c.load_audio(), c.load_f0()) for c in clips]
     rows = []
     for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
         subset = loaded
@@ -140,10 +131,9 @@ def main(argv: list[str] | None = None) -> int:
           f"cpu count: {os.cpu_count()}")
     print_table(rows)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         result = {"benchmark": "pitch_accuracy", "version": 1, "corpora": [str(c) for c in corpora],
                   "kind": args.kind, "threads": args.threads, "results": rows}
-        args.json.write_text(json.dumps(result, indent=1))
+        write_text_atomic(args.json, json.dumps(result, indent=1))
     return 0
 
 

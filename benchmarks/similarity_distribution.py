@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from melisma.atomic import write_text_atomic
+
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 
 
@@ -91,8 +93,7 @@ def main() -> None:
     for r in out["closest_different_voices"][:5]:
         print(f"closest different voices: {r['a']} ~ {r['b']}: {r['mean_cosine']:.3f}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(args.json, json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -44,39 +44,40 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path("data/benchmarks/singer_benchmark.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
+    from melisma.atomic import write_text_atomic
     from melisma.audio.io import load_audio
+    from melisma.corpus import ClipRecord, load_corpus
     from melisma.evaluate import evaluate_clips, target_embedding_of, timed
     from melisma.evaluate.pitch import extract_f0
     from melisma.singer.convert import load_voice
 
     voice = load_voice(args.pack, f0=args.f0)
     singer = voice.singers[0]
-    clips = json.loads((args.heldout / "corpus.json").read_text())["clips"]
-    by_voice: dict[str, list[dict]] = {}
-    for c in clips:
-        by_voice.setdefault(Path(c["path"]).parent.name, []).append(c)  # audio/<voice folder>/clip
-    refs = [str(args.heldout / c["path"]) for c in by_voice[args.target]]
+    by_voice: dict[str, list[ClipRecord]] = {}
+    for c in load_corpus(args.heldout):
+        by_voice.setdefault(c.voice_dir.name, []).append(c)  # audio/<voice folder>/clip
+    refs = [str(c.audio_path) for c in by_voice[args.target]]
     target = target_embedding_of(refs)
     singer_median = voice.pack.stats[singer].median_f0
 
     rows: dict[str, list] = {"student": [], "teacher": []}
     sources, intended, true_f0s, shifts, parallel = [], [], [], {}, []
-    twin = {(c["parallel_group"], c["kind"]): c for c in by_voice[args.target]}
+    twin = {(c.parallel_group, c.kind): c for c in by_voice[args.target]}
     warm_up = {}  # the first call imports and builds what conversion needs (seconds, once per process): untimed
     for role, kw in (("student", {}), ("teacher", {"sampler": "teacher", "steps": args.teacher_steps})):
-        audio, sr = load_audio(args.heldout / by_voice[args.target][0]["path"])
+        audio, sr = load_audio(by_voice[args.target][0].audio_path)
         warm_up[role] = timed(voice.convert, audio, sr, **kw)[1]
     for name in args.sources:
-        sung = [c for c in by_voice[name] if c["kind"] == "sung"][: args.per_voice]
-        f0s = [np.load(args.heldout / c["f0"]) for c in sung]
+        sung = [c for c in by_voice[name] if c.kind == "sung"][: args.per_voice]
+        f0s = [c.load_f0() for c in sung]
         median = float(np.median(np.concatenate([f[f > 0] for f in f0s])))
         shifts[name] = float(round(12 * math.log2(singer_median / median)))
         for c, f0 in zip(sung, f0s, strict=True):
-            audio, sr = load_audio(args.heldout / c["path"])
+            audio, sr = load_audio(c.audio_path)
             sources.append((audio, sr))
             intended.append(f0 * 2 ** (shifts[name] / 12))
             true_f0s.append(f0)
-            parallel.append(twin.get((c["parallel_group"], c["kind"])))
+            parallel.append(twin.get((c.parallel_group, c.kind)))
             for role, kw in (("student", {}), ("teacher", {"sampler": "teacher", "steps": args.teacher_steps})):
                 (y, out_sr), took = timed(voice.convert, audio, sr, transpose=shifts[name], **kw)
                 rows[role].append(((y, out_sr), took))
@@ -86,7 +87,7 @@ def main() -> None:
         res = evaluate_clips([o for o, _ in outs], target_embedding=target, sources=sources, reference_f0=intended,
                              conversion_seconds=[t for _, t in outs],
                              metrics=("similarity", "pitch", "dnsmos", "speed"), keep_details=True)
-        mcd = _mcd_to_parallel([o for o, _ in outs], parallel, args.heldout)
+        mcd = _mcd_to_parallel([o for o, _ in outs], parallel)
         results[role] = {"aggregate": {k: {"mean": v.mean, "median": v.median, "worst": v.worst}
                                        for k, v in res.aggregate.items()},
                          "clips": [c.__dict__ for c in res.clips]}
@@ -94,19 +95,19 @@ def main() -> None:
             results[role]["aggregate"]["mcd_db"] = mcd
         results[role]["aggregate"]["vuv_agreement_with_source"] = _vuv_with_judged_source(
             [d.output_f0 for d in res.details], judged_sources)
-    own = [c for c in by_voice[args.target] if c["kind"] == "sung"]
+    own = [c for c in by_voice[args.target] if c.kind == "sung"]
     recon = []
     for c in own:
-        audio, sr = load_audio(args.heldout / c["path"])
+        audio, sr = load_audio(c.audio_path)
         recon.append((voice.convert(audio, sr)[0], sr))
-    res = evaluate_clips(recon, target_embedding=target, originals=[str(args.heldout / c["path"]) for c in own],
+    res = evaluate_clips(recon, target_embedding=target, originals=[str(c.audio_path) for c in own],
                          metrics=("similarity", "intrusive", "dnsmos"))
     results["reconstruction"] = {k: v.mean for k, v in res.aggregate.items()}
     # ceilings: the judge scored on the unconverted sources against their own true F0
     unconverted = evaluate_clips(sources, target_embedding=target, reference_f0=true_f0s,
                                  metrics=("similarity", "pitch", "dnsmos"))
     results["sources_unconverted"] = {k: v.mean for k, v in unconverted.aggregate.items()}
-    results["parallel_oracle"] = _parallel_oracle(sources, parallel, refs, args.heldout)
+    results["parallel_oracle"] = _parallel_oracle(sources, parallel, refs)
     results["target_refs_dnsmos_ovrl"] = evaluate_clips(refs, metrics=("dnsmos",)).mean("dnsmos_ovrl")
     results["f0_method"] = args.f0
     results["first_call_seconds"] = warm_up
@@ -114,8 +115,7 @@ def main() -> None:
     results["transpose"] = shifts
     results["pack"] = str(args.pack)
     _print(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1, default=float))
+    write_text_atomic(args.json, json.dumps(results, indent=1, default=float))
     print(f"wrote {args.json}")
 
 
@@ -128,11 +128,11 @@ def _vuv_with_judged_source(output_f0s: list, source_f0s: list):
     return {"mean": float(np.mean(vals)), "median": float(np.median(vals)), "worst": float(np.min(vals))}
 
 
-def _mcd_to_parallel(outs: list, parallel: list, heldout: Path) -> dict | None:
+def _mcd_to_parallel(outs: list, parallel: list) -> dict | None:
     """Mel-cepstral distortion (dB, after DTW) of each conversion that has a parallel target rendition."""
     from melisma.evaluate import evaluate_clips
 
-    pairs = [(o, str(heldout / p["path"])) for o, p in zip(outs, parallel, strict=True) if p is not None]
+    pairs = [(o, str(p.audio_path)) for o, p in zip(outs, parallel, strict=True) if p is not None]
     if not pairs:
         return None
     res = evaluate_clips([o for o, _ in pairs], parallel_refs=[r for _, r in pairs], metrics=("mcd",))
@@ -140,7 +140,7 @@ def _mcd_to_parallel(outs: list, parallel: list, heldout: Path) -> dict | None:
     return {"mean": agg.mean, "median": agg.median, "worst": agg.worst, "clips": len(pairs)}
 
 
-def _parallel_oracle(sources: list, parallel: list, refs: list[str], heldout: Path) -> dict | None:
+def _parallel_oracle(sources: list, parallel: list, refs: list[str]) -> dict | None:
     """The target's own rendition of each source clip, scored like a conversion (its similarity to the target
     uses the other target clips only): what a perfect conversion would score."""
     from melisma.evaluate import evaluate_clips
@@ -149,7 +149,7 @@ def _parallel_oracle(sources: list, parallel: list, refs: list[str], heldout: Pa
     for src, p in zip(sources, parallel, strict=True):
         if p is None:
             continue
-        path = str(heldout / p["path"])
+        path = str(p.audio_path)
         res = evaluate_clips([path], [r for r in refs if r != path], sources=[src], metrics=("similarity",))
         rows.append(res.clips[0])
     if not rows:

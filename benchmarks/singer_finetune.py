@@ -19,6 +19,9 @@ from pathlib import Path
 
 import torch
 
+from melisma.atomic import write_text_atomic
+from melisma.corpus import load_corpus
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -68,8 +71,7 @@ def main() -> None:
            "sigma_data": pack.config.sigma_data, "teacher_lr": cfg.teacher_lr, "teacher_ema_decay": cfg.teacher_ema_decay,
            "threads": args.threads, "f0": args.f0, "last_log": _last_steps(path)}
     print(json.dumps(res, indent=1))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
+    write_text_atomic(args.out, json.dumps(res, indent=1))
 
 
 def _last_steps(pack: Path) -> dict:
@@ -84,17 +86,17 @@ def _last_steps(pack: Path) -> dict:
 
 def _without_texts_of(corpus: Path, heldout: Path, work: Path) -> Path:
     """A folder of links to the clips of ``corpus`` whose text is not in ``heldout``."""
-    seen = {c["text"] for c in json.loads((heldout / "corpus.json").read_text())["clips"]}
-    clips = [c for c in json.loads((corpus / "corpus.json").read_text())["clips"] if c["text"] not in seen]
+    seen = {c.text for c in load_corpus(heldout)}
+    clips = [c for c in load_corpus(corpus) if c.text not in seen]
     folder = work / f"{corpus.name}-unseen-texts"
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.iterdir():
         if old.is_symlink():  # the links of an earlier run; its feature cache (folder/cache) stays
             old.unlink()
     for c in clips:
-        (folder / Path(c["path"]).name).symlink_to((corpus / c["path"]).resolve())
+        (folder / c.audio_path.name).symlink_to(c.audio_path)
     print(f"{len(clips)} clips of {corpus} with texts not in {heldout}: "
-          f"{sum(c['duration'] for c in clips) / 60:.2f} min")
+          f"{sum(c.duration for c in clips) / 60:.2f} min")
     return folder
 
 

@@ -29,21 +29,23 @@ def main() -> None:
     ap.add_argument("--out", default="data/benchmarks/singer_quality.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    from melisma.atomic import write_text_atomic
     from melisma.audio.io import load_audio
+    from melisma.corpus import load_corpus
     from melisma.evaluate import evaluate_clips
     from melisma.singer.convert import load_voice
 
-    corpus = json.loads((args.heldout / "corpus.json").read_text())["clips"]
+    corpus = load_corpus(args.heldout)
     report = {}
     for name in args.voices:
         voice = load_voice(name)
         singer = voice.singers[0]
         refs = sorted((args.reference / "audio" / singer).glob("*.flac"))[:6]
-        sources = [c for c in corpus if c["kind"] == "sung" and c["voice"].replace(":", "-") != singer]
+        sources = [c for c in corpus if c.kind == "sung" and c.voice_dir.name != singer]
         sources = sources[: args.per_voice]
         outs, secs, srcs = [], [], []
         for c in sources:
-            audio, sr = load_audio(args.heldout / c["path"])
+            audio, sr = load_audio(c.audio_path)
             t0 = time.perf_counter()
             y, out_sr = voice.convert(audio, sr, steps=args.steps, auto_transpose=False)
             secs.append(time.perf_counter() - t0)
@@ -53,8 +55,7 @@ def main() -> None:
                              metrics=("similarity", "pitch", "dnsmos", "speed"))
         report[name] = {k: v.mean for k, v in res.aggregate.items()}
         print(name, json.dumps(report[name], indent=1))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"steps": args.steps, "voices": report}, indent=1))
+    write_text_atomic(args.out, json.dumps({"steps": args.steps, "voices": report}, indent=1))
 
 
 if __name__ == "__main__":

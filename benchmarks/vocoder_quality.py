@@ -14,17 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import soxr
 import torch
 
+from melisma.atomic import write_text_atomic
 from melisma.audio.constants import FRAME_PERIOD_MS, SAMPLE_RATE
+from melisma.corpus import ClipRecord, load_corpus
 from melisma.evaluate.pitch import extract_f0 as judged_f0
 from melisma.features.mel import log_mel
 from melisma.features.pitch import model_pitch, world_f0
-from melisma.training.vocoder import clip_entries, fit_track
 
 
 def pesq_wb(ref: np.ndarray, out: np.ndarray) -> float:
@@ -71,14 +71,14 @@ def run_vocoder(vocoder, mel: torch.Tensor, f0: np.ndarray) -> tuple[np.ndarray,
     return out[0].numpy(), dt
 
 
-def evaluate_clip(audio_path: Path, f0_path: Path | None, systems: dict, dnsmos: bool) -> dict:
+def evaluate_clip(clip: ClipRecord, systems: dict, dnsmos: bool) -> dict:
     from melisma.audio.io import load_audio
 
-    audio, _ = load_audio(audio_path, SAMPLE_RATE)
+    audio, _ = load_audio(clip.audio_path, SAMPLE_RATE)
     n = len(audio)
-    f0 = fit_track(np.load(f0_path), n // 512 + 1) if f0_path and f0_path.is_file() else model_pitch().extract(audio, SAMPLE_RATE)
+    f0 = clip.load_f0(n // 512 + 1) if clip.has_f0 else model_pitch().extract(audio, SAMPLE_RATE)
     mel = log_mel(torch.from_numpy(audio))
-    row = {"clip": audio_path.stem, "seconds": n / SAMPLE_RATE}
+    row = {"clip": clip.audio_path.stem, "seconds": n / SAMPLE_RATE}
     if dnsmos:
         row["dnsmos_input"] = dnsmos_ovrl(audio)
     for name, vocoder in systems.items():
@@ -137,10 +137,8 @@ def main() -> None:
         systems["world"] = None
     entries = []
     for corpus in args.corpus:
-        clips = json.loads((Path(corpus) / "corpus.json").read_text())["clips"]
-        voices = [c.get("voice", "") for c in clips]
-        entries += [e for e, v in zip(clip_entries(Path(corpus)), voices, strict=True) if v not in args.exclude_voices]
-    rows = [evaluate_clip(a, f, systems, not args.no_dnsmos) for a, f in entries[: args.max_clips]]
+        entries += [c for c in load_corpus(corpus) if c.voice not in args.exclude_voices]
+    rows = [evaluate_clip(c, systems, not args.no_dnsmos) for c in entries[: args.max_clips]]
     summary = {"clips": len(rows), "seconds": sum(r["seconds"] for r in rows), "threads": args.threads}
     for name, vocoder in systems.items():
         summary[name] = {k: float(np.nanmean([r[f"{name}_{k}"] for r in rows]))
@@ -156,7 +154,7 @@ def main() -> None:
         print(f"{name:<12} {s['pesq']:8.3f} {s['cents']:9.2f} {s.get('dnsmos_delta', float('nan')):8.3f} "
               f"{s['rtf']:8.4f} {s.get('rtf_10s', float('nan')):8.4f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"summary": summary, "clips": rows}, indent=1))
+        write_text_atomic(args.json, json.dumps({"summary": summary, "clips": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -110,20 +110,21 @@ def test_spectral_perturbation_shifts_and_keeps_frames(sine_clip):
 
 
 def test_a_few_training_steps_reduce_the_loss(tmp_path, sine_clip):
+    from corpus_standins import write_clips
+
+    from melisma.corpus import trainable_clips
     from melisma.training.content import ClipBank, ContentTrainer, TrainConfig, make_batch
-    from melisma.training.content_data import load_corpus
 
     base = sine_clip[0]
-    rows = []
-    for v, tilt in enumerate((0.5, 2.0)):
+    clips = []
+    for voice, tilt in (("espeak:en+m3", 0.5), ("espeak:en+f3", 2.0)):
         for k in range(2):
             x = np.roll(base, 4000 * k) * np.hanning(len(base)) ** (0.1 * (k + 1))
             x = np.convolve(x, np.exp(-np.arange(40) / (10 * tilt)), mode="same").astype(np.float32)
-            sf.write(tmp_path / f"{v}{k}.flac", x / np.abs(x).max() * 0.5, 44100)
-            rows.append({"path": f"{v}{k}.flac", "voice": f"v{v}"})
-    (tmp_path / "corpus.json").write_text(json.dumps(rows))
+            clips.append((voice, x / np.abs(x).max() * 0.5, None))
     cfg = TrainConfig(batch=4, crop_frames=48, nce_frames=96)
-    bank = ClipBank(load_corpus(tmp_path), cfg.crop_frames)
+    bank = ClipBank(trainable_clips([write_clips(tmp_path, clips)]), cfg.crop_frames)
+    assert len(bank.audio) == 4 and len(bank.voices) == 2
     torch.manual_seed(0)
     model = ContentTrainer(BuiltinConfig(channels=64, n_blocks=2, n_codes=32))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -147,3 +148,18 @@ def test_unknown_encoder_name():
     from melisma.training.content import ContentTrainer
 
     assert isinstance(ContentTrainer().encoder, BuiltinNet)  # the recipe's default model builds
+
+
+def test_training_log_is_rewritten_whole_every_log_every_steps(tmp_path):
+    from corpus_standins import trainable_copy
+
+    from melisma.training.content import TrainConfig, train
+
+    log = tmp_path / "train.jsonl"
+    log.write_text("a row of an older run\n")
+    cfg = TrainConfig(batch=2, crop_frames=48, nce_frames=32, max_steps=4, log_every=2, minutes=5)
+    summary = train([trainable_copy(tmp_path / "corpus")], tmp_path / "w.safetensors", cfg, log)
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4] and summary["steps"] == 4 and summary["voices"] == 3
+    assert all(np.isfinite(r["recon"]) for r in rows)
+    assert list(tmp_path.glob(".*.tmp")) == []

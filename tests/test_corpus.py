@@ -130,7 +130,8 @@ def test_build_writes_a_parallel_corpus_that_round_trips(tmp_path):
     clips = build_corpus(tmp_path / "c", voices, clips_per_voice=2, parallel=2, seed=5, short=True)
     assert len(clips) == 4 and {c.voice for c in clips} == set(voices)
     data = json.loads((tmp_path / "c" / "corpus.json").read_text())
-    assert data["format_version"] == 1 and data["sample_rate"] == SAMPLE_RATE
+    assert data["format"] == "melisma-corpus" and data["format_version"] == 1 and data["sample_rate"] == SAMPLE_RATE
+    assert list((tmp_path / "c").rglob(".*.tmp")) == []  # F0, audio and manifest written atomically
     loaded = load_corpus(tmp_path / "c")
     assert [c.to_json() for c in loaded] == [c.to_json() for c in clips]
     for c in loaded:
@@ -164,6 +165,31 @@ def test_cli_builds_spoken_only_and_rejects_bad_voices(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode != 0 and res.stderr.count("\n") == 1 and "kokoro:nobody" in res.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_espeak_voices_are_distinct_trainable_and_register_right():
+    from melisma.corpus.voices import espeak_voices
+
+    voices = espeak_voices(48, seed=0)
+    assert len(set(voices)) == 48 and voices == espeak_voices(48, seed=0) != espeak_voices(48, seed=1)
+    assert not any(near_held_out(v) for v in voices)
+    for v in voices:
+        spec = parse_voice(v)
+        assert spec.backend == "espeak" and spec.register == ("female" if "+f" in v else "male")
+
+
+@needs_espeak
+def test_cli_espeak_option_builds_a_corpus_of_espeak_voices(tmp_path):
+    from melisma.corpus.voices import espeak_voices
+
+    out = tmp_path / "espeak"
+    cmd = [sys.executable, "-m", "melisma", "--quiet", "corpus", "build", "-o", str(out), "--espeak", "2",
+           "--clips-per-voice", "1", "--parallel", "2", "--spoken", "--seed", "4"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    clips = load_corpus(out)
+    assert {c.voice for c in clips} == set(espeak_voices(2, seed=4)) and len({c.parallel_group for c in clips}) == 1
+    assert all(c.load_audio().size > SAMPLE_RATE // 2 for c in clips)
 
 
 def test_missing_tool_raises_missing_dependency(monkeypatch, tmp_path):

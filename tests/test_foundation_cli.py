@@ -6,10 +6,9 @@ import hashlib
 from pathlib import Path
 
 import torch
+from corpus_standins import TINY, trainable_copy
 
 from melisma.cli import main
-
-CORPUS = Path(__file__).parent / "data" / "corpus"
 
 
 def _digest(path: Path) -> str:
@@ -22,11 +21,13 @@ def test_foundation_singer_trains_a_base_pack_with_a_singer_per_voice(tmp_path, 
     from melisma.training.singer import BASE_MODEL
 
     before = _digest(BASE_MODEL)
-    rc = main(["-q", "foundation", "singer", str(CORPUS), "--run", str(tmp_path / "run"),
+    corpus = trainable_copy(tmp_path / "corpus")
+    rc = main(["-q", "foundation", "singer", str(corpus), "--run", str(tmp_path / "run"),
                "--teacher-steps", "2", "--distill-steps", "1"])
     assert rc == 0, capsys.readouterr().err
     header = read_header(tmp_path / "run" / "base.melisma")
-    assert header["singers"] == sorted(p.name for p in (CORPUS / "audio").iterdir())
+    assert header["singers"] == sorted(p.name for p in (corpus / "audio").iterdir())
+    assert len(header["singers"]) == 3
     assert header["content_encoder"] == get_content_encoder("builtin").identity  # builtin@<hash of the weights>
     assert header["content_encoder"].startswith("builtin@") and len(header["content_encoder"]) == len("builtin@") + 12
     assert _digest(BASE_MODEL) == before  # nothing writes into the installed package
@@ -36,7 +37,8 @@ def test_foundation_singer_ships_to_the_path_it_is_given_and_never_into_the_pack
     from melisma.paths import BASE_PACK
 
     before = _digest(BASE_PACK)
-    argv = ["-q", "foundation", "singer", str(CORPUS), "--run", str(tmp_path / "run"), "--teacher-steps", "2",
+    corpus = trainable_copy(tmp_path / "corpus")
+    argv = ["-q", "foundation", "singer", str(corpus), "--run", str(tmp_path / "run"), "--teacher-steps", "2",
             "--distill-steps", "1"]
     assert main(argv + ["--ship", str(BASE_PACK)]) == 2
     err = capsys.readouterr().err.strip()
@@ -53,7 +55,8 @@ def test_foundation_content_writes_loadable_weights(tmp_path, capsys):
     from melisma.content import get_content_encoder
 
     out = tmp_path / "content.safetensors"
-    rc = main(["-q", "foundation", "content", "--corpus", str(CORPUS), "-o", str(out), "--minutes", "0.05"])
+    corpus = trainable_copy(tmp_path / "corpus")
+    rc = main(["-q", "foundation", "content", "--corpus", str(corpus), "-o", str(out), "--minutes", "0.05"])
     assert rc == 0, capsys.readouterr().err
     enc = get_content_encoder("builtin", path=out)
     feats = enc(torch.zeros(1, 44100))
@@ -64,7 +67,7 @@ def test_foundation_bad_input_is_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     for argv in (["foundation", "singer", str(tmp_path / "empty"), "--run", str(tmp_path / "run")],
                  ["foundation", "content", "--corpus", str(tmp_path / "empty"), "-o", str(tmp_path / "c.st")],
-                 ["foundation", "content", "--corpus", str(CORPUS), "-o", str(tmp_path / "c.st"), "--minutes", "0"]):
+                 ["foundation", "content", "--corpus", str(TINY), "-o", str(tmp_path / "c.st"), "--minutes", "0"]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("melisma:") and "\n" not in err and "Traceback" not in err

@@ -14,7 +14,9 @@ def register(subparsers) -> None:
     b.add_argument("-o", "--out", required=True, help="corpus folder (created; an existing corpus is extended)")
     b.add_argument("--voices", nargs="+", metavar="ID",
                    help="voice ids, e.g. kokoro:jf_alpha kokoro:jf_alpha+jm_kumo@0.3 piper:joe festival:kal "
-                        "espeak:en+f3:p60 (default: a mix of 12 training voices)")
+                        "espeak:en+f3:p60 (default: a mix of 12 training voices, unless --espeak is given)")
+    b.add_argument("--espeak", type=int, default=0, metavar="N",
+                   help="also N espeak-ng voices (accent x variant x pitch), e.g. for the content encoder")
     b.add_argument("--clips-per-voice", type=int, default=10, metavar="N", help="clips per voice (default 10)")
     kind = b.add_mutually_exclusive_group()
     kind.add_argument("--spoken", action="store_true", help="spoken clips only")
@@ -31,14 +33,17 @@ def register(subparsers) -> None:
 
 def build(args: argparse.Namespace) -> int:
     from melisma.corpus.builder import build_corpus
-    from melisma.corpus.voices import default_voices, parse_voice
+    from melisma.corpus.voices import default_voices, espeak_voices, parse_voice
     from melisma.progress import say
 
     if args.clips_per_voice < 1:
         raise MelismaError("--clips-per-voice must be at least 1")
     if args.parallel < 1:
         raise MelismaError("--parallel must be at least 1")
-    voices = args.voices or default_voices(12)
+    if args.espeak < 0:
+        raise MelismaError("--espeak must not be negative")
+    voices = args.voices or ([] if args.espeak else default_voices(12))
+    voices = voices + espeak_voices(args.espeak, args.seed)
     for v in voices:
         try:
             parse_voice(v)

@@ -1,10 +1,11 @@
 """``melisma foundation ...``: rebuild the models melisma ships (each a sub-command).
 
     melisma foundation vocoder --corpus data/corpus-train --heldout data/vocoder-dev/heldout -o runs/vocoder
-    melisma foundation content --corpus data/content-fallback/train data/corpus-starter -o runs/content.safetensors
+    melisma foundation content --corpus data/content-espeak data/corpus-starter -o runs/content.safetensors
     melisma foundation singer data/corpus-starter --run runs/singer-base --max-minutes 55 --ship base.melisma
 
-Each model card in ``melisma/assets/models/`` gives the exact command and data of the shipped weights.
+Corpora are melisma corpora (``melisma corpus build``); every recipe refuses one holding a held-out voice
+(``melisma.corpus.heldout``). Each model card in ``melisma/assets/models/`` gives the exact command and data.
 """
 
 from __future__ import annotations
@@ -59,11 +60,12 @@ def run_vocoder(args: argparse.Namespace) -> int:
 
 def _register_content(stages: argparse._SubParsersAction) -> None:
     p = stages.add_parser("content", help="train the builtin content encoder (perturbation + VQ + InfoNCE)",
-                          description="Train the builtin content encoder on corpus folders (corpus.json + audio).")
+                          description="Train the builtin content encoder on corpus folders (corpus.json + audio); "
+                                      "`melisma corpus build --espeak 48 --spoken` makes a quick one.")
     p.add_argument("--corpus", nargs="+", required=True, metavar="DIR", help="training corpus folders")
     p.add_argument("-o", "--output", required=True, metavar="WEIGHTS", help=".safetensors file to write")
     p.add_argument("--minutes", type=float, default=100.0, help="training time budget (default 100)")
-    p.add_argument("--log", default=None, metavar="JSONL", help="write the losses here")
+    p.add_argument("--log", default=None, metavar="JSONL", help="write the losses here (one line per 50 steps)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.set_defaults(func=run_content)
 
@@ -88,7 +90,8 @@ def run_content(args: argparse.Namespace) -> int:
 
 def _register_singer(stages: argparse._SubParsersAction) -> None:
     p = stages.add_parser("singer", help="train the base multi-singer model (its singers are the built-in voices)",
-                          description="Train the base singer model: every CORPUS/audio/<voice>/ folder is a singer. "
+                          description="Train the base singer model: every voice of CORPUS (its audio/<voice>/ "
+                                      "folder) is a singer. "
                                       "Interrupt any time; the same command resumes.")
     p.add_argument("corpus", metavar="CORPUS")
     p.add_argument("--run", required=True, metavar="DIR", help="run folder (RUN/base.melisma + checkpoints)")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from melisma.atomic import atomic_path
 from melisma.audio.constants import FRAME_RATE, SAMPLE_RATE, TARGET_LUFS
 from melisma.corpus.manifest import MANIFEST, ClipRecord, load_corpus, write_manifest
 from melisma.corpus.melody import Expression, MelodyPlan, fit_register, random_melody
@@ -220,15 +221,20 @@ class CorpusBuilder:
 
         rel_audio = f"audio/{spec.slug}/{cid}.flac"
         rel_f0 = f"f0/{spec.slug}/{cid}.npy"
-        (self.folder / rel_f0).parent.mkdir(parents=True, exist_ok=True)
-        np.save(self.folder / rel_f0, np.asarray(f0, np.float32))
-        save_audio(self.folder / rel_audio, audio, SAMPLE_RATE, subtype="PCM_16")
+        save_f0(self.folder / rel_f0, f0)
+        save_audio(self.folder / rel_audio, audio, SAMPLE_RATE, subtype="PCM_16")  # atomic too
         rec = ClipRecord(cid, rel_audio, spec.voice_id, kind, group.text, group.language,
                          round(len(audio) / SAMPLE_RATE, 4), rel_f0, f0_source, parallel_group or f"{group.gid}-{kind}",
                          root=str(self.folder.resolve()), synth_seconds=round(seconds, 3), **extra)
         self.clips.append(rec)
         self.ids.add(cid)
         self.counts[spec.voice_id] += 1
+
+
+def save_f0(path: Path, f0: np.ndarray) -> None:
+    """Write (T,) F0 in Hz as float32 .npy atomically (a killed build leaves no half-written track)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.asarray(f0, np.float32))
 
 
 def build_corpus(folder: str | Path, voices: Sequence[str], clips_per_voice: int = 10,

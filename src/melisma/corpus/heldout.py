@@ -1,9 +1,19 @@
-"""Voices no shipped model may train on: evaluation of unseen-speaker conversion uses only these."""
+"""Voices no shipped model may train on: evaluation of unseen-speaker conversion uses only these.
+
+Every foundation recipe reads its training corpora through ``trainable_clips``, which refuses a corpus
+holding one of them (or a kokoro blend that leaks one), so the policy is enforced, not kept by convention.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TypeVar
+import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from melisma.errors import MelismaError
+
+if TYPE_CHECKING:
+    from melisma.corpus.manifest import ClipRecord
 
 # One male, one female and one blend; the blend's parents stay trainable on their own.
 HELD_OUT_VOICES: tuple[str, ...] = (
@@ -35,7 +45,10 @@ def near_held_out(voice_id: str) -> bool:
 
     if is_held_out(voice_id):
         return True
-    spec = parse_voice(voice_id)
+    try:
+        spec = parse_voice(voice_id)
+    except ValueError:
+        return False
     if spec.backend != "kokoro":
         return False
     for h in map(parse_voice, HELD_OUT_VOICES):
@@ -71,3 +84,26 @@ def split_clips(clips: Iterable[T]) -> tuple[list[T], list[T]]:
     for c in clips:
         (held if is_held_out(c.voice) else train).append(c)  # type: ignore[attr-defined]
     return train, held
+
+
+def refuse_held_out(clips: Iterable[ClipRecord], source: str | os.PathLike) -> None:
+    """Raise MelismaError (one line) when any of ``clips`` is by a held-out voice or a blend leaking one."""
+    leaked = sorted({c.voice for c in clips if near_held_out(c.voice)})
+    if leaked:
+        raise MelismaError(f"{source}: holds held-out voice(s) {', '.join(leaked)}; no foundation model may "
+                           "train on them (melisma.corpus.heldout)")
+
+
+def trainable_clips(folders: Sequence[str | os.PathLike]) -> list[ClipRecord]:
+    """Every clip of the corpora in ``folders``, read by ``load_corpus``; the entry of each foundation recipe.
+
+    Raises MelismaError when a folder is not a corpus or holds a held-out voice (``refuse_held_out``).
+    """
+    from melisma.corpus.manifest import load_corpus
+
+    clips: list[ClipRecord] = []
+    for folder in folders:
+        found = load_corpus(folder)
+        refuse_held_out(found, folder)
+        clips += found
+    return clips

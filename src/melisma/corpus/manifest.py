@@ -1,8 +1,9 @@
 """On-disk corpus format: ``corpus.json`` plus FLAC audio and .npy true-F0 files, all paths relative.
 
-corpus.json = {"format_version": 1, "sample_rate": 44100, "hop_size": 512, "target_lufs": -20.0,
-               "clips": [ClipRecord as dict, ...]}
+corpus.json = {"format": "melisma-corpus", "format_version": 1, "sample_rate": 44100, "hop_size": 512,
+               "target_lufs": -20.0, "clips": [ClipRecord as dict, ...]}
 F0 files hold float32 (n // 512 + 1,) Hz for a clip of n samples, 0 = unvoiced.
+``load_corpus`` is the one reader: every consumer (training recipes, benchmarks) goes through it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from melisma.atomic import write_text_atomic
 from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE, TARGET_LUFS
 from melisma.errors import MelismaError
 
+FORMAT = "melisma-corpus"
 FORMAT_VERSION = 1
 MANIFEST = "corpus.json"
 
@@ -33,7 +35,7 @@ class ClipRecord:
     text: str
     language: str  # "ja" | "en"
     duration: float  # seconds
-    f0: str  # .npy of true F0, relative path
+    f0: str  # .npy of true F0, relative path ("" when the clip has none)
     f0_source: str  # "melody" (imposed, exact) | "harvest" (measured on the rendered audio)
     parallel_group: str  # clips sharing it have the same text (and, if sung, the same melody and key)
     melody: list[list[float]] = field(default_factory=list)
@@ -52,15 +54,28 @@ class ClipRecord:
     def f0_path(self) -> Path:
         return Path(self.root) / self.f0
 
+    @property
+    def voice_dir(self) -> Path:
+        """The folder holding this voice's audio (``audio/<voice slug>/``); its name is the singer name."""
+        return self.audio_path.parent
+
+    @property
+    def has_f0(self) -> bool:
+        """True when the clip lists a true-F0 file and it is there."""
+        return bool(self.f0) and self.f0_path.is_file()
+
     def load_audio(self) -> np.ndarray:
         """(n,) float32 at 44.1 kHz."""
         from melisma.audio.io import load_audio
 
         return load_audio(self.audio_path)[0]
 
-    def load_f0(self) -> np.ndarray:
-        """(n // 512 + 1,) float32 true F0 in Hz, 0 = unvoiced."""
-        return np.load(self.f0_path).astype(np.float32)
+    def load_f0(self, frames: int | None = None) -> np.ndarray:
+        """(n // 512 + 1,) float32 true F0 in Hz, 0 = unvoiced; cut or zero-padded to ``frames`` if given."""
+        f0 = np.load(self.f0_path).astype(np.float32)
+        if frames is None:
+            return f0
+        return np.pad(f0[:frames], (0, max(0, frames - len(f0))))
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -68,59 +83,53 @@ class ClipRecord:
         return d
 
 
-def read_manifest(folder: str | os.PathLike) -> dict:
+def _read_manifest(folder: str | os.PathLike) -> dict:
     p = Path(folder) / MANIFEST
     if not p.is_file():
         raise MelismaError(f"{folder}: not a melisma corpus (no {MANIFEST})")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MelismaError(f"{p}: unreadable corpus manifest ({exc})") from None
-    if data.get("format_version") != FORMAT_VERSION:
-        raise MelismaError(f"{p}: corpus format_version {data.get('format_version')!r}, "
-                           f"this melisma reads {FORMAT_VERSION}")
+    # version-1 manifests written before the format name was added carry only the version
+    if not isinstance(data, dict) or data.get("format", FORMAT) != FORMAT or "format_version" not in data:
+        raise MelismaError(f"{p}: not a melisma corpus manifest (build one with `melisma corpus build`)")
+    version = data["format_version"]
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise MelismaError(f"{p}: corpus format_version {version} is newer than this melisma reads "
+                           f"({FORMAT_VERSION}); upgrade melisma")
+    if version != FORMAT_VERSION:
+        raise MelismaError(f"{p}: unknown corpus format_version {version!r}, this melisma reads {FORMAT_VERSION}")
+    if not isinstance(data.get("clips"), list):
+        raise MelismaError(f"{p}: corpus manifest has no list of clips")
     return data
 
 
-def load_corpus(folder: str | os.PathLike) -> list[ClipRecord]:
-    """All clip records of the corpus in ``folder`` (paths resolved through ``record.audio_path``)."""
-    data = read_manifest(folder)
+def _record(row: object, root: str, where: str) -> ClipRecord:
     names = {f.name for f in fields(ClipRecord)} - {"root"}
-    root = str(Path(folder).resolve())
-    return [ClipRecord(**{k: v for k, v in c.items() if k in names}, root=root) for c in data["clips"]]
-
-
-@dataclass(frozen=True)
-class ClipRef:
-    """Where one training clip lives: audio, true F0 (None when the list has none), voice, parallel group."""
-
-    audio: Path
-    f0: Path | None
-    voice: str
-    group: str = ""
-
-
-def clip_refs(folder: str | os.PathLike) -> list[ClipRef]:
-    """Read ``folder/corpus.json`` leniently for training: a melisma corpus, or any file holding a list of
-    ``{"path", "voice"[, "f0", "parallel_group"]}`` (or ``{"clips": [...]}``); relative paths are resolved
-    against ``folder``. Raises MelismaError when the file is missing, unreadable or has no usable rows."""
-    root = Path(folder)
-    index = root / MANIFEST
-    if not index.is_file():
-        raise MelismaError(f"no {MANIFEST} in {root}")
+    if not isinstance(row, dict):
+        raise MelismaError(f"{where}: a clip is {type(row).__name__}, not an object")
     try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-        rows = data["clips"] if isinstance(data, dict) else data
-        refs = [ClipRef(root / str(r["path"]), root / str(r["f0"]) if r.get("f0") else None, str(r["voice"]),
-                        str(r.get("parallel_group") or "")) for r in rows]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise MelismaError(f"{index}: not a clip list ({type(exc).__name__}: {exc})") from None
-    return refs
+        return ClipRecord(**{k: v for k, v in row.items() if k in names}, root=root)
+    except TypeError as exc:  # a required field is missing
+        raise MelismaError(f"{where}: clip {row.get('id', '?')!r} is incomplete ({exc})") from None
+
+
+def load_corpus(folder: str | os.PathLike) -> list[ClipRecord]:
+    """All clip records of the corpus in ``folder`` (paths resolved through ``record.audio_path``).
+
+    Raises MelismaError, one line, when ``folder/corpus.json`` is missing, unreadable, not a melisma corpus
+    manifest, of a newer or unknown format_version, or lists an incomplete clip.
+    """
+    data = _read_manifest(folder)
+    root = str(Path(folder).resolve())
+    where = str(Path(folder) / MANIFEST)
+    return [_record(row, root, where) for row in data["clips"]]
 
 
 def write_manifest(folder: str | os.PathLike, clips: list[ClipRecord], extra: dict | None = None) -> Path:
     """Write corpus.json atomically (temp file + rename), so readers never see half a manifest."""
     p = Path(folder) / MANIFEST
-    data = {"format_version": FORMAT_VERSION, "sample_rate": SAMPLE_RATE, "hop_size": HOP_SIZE,
+    data = {"format": FORMAT, "format_version": FORMAT_VERSION, "sample_rate": SAMPLE_RATE, "hop_size": HOP_SIZE,
             "target_lufs": TARGET_LUFS, **(extra or {}), "clips": [c.to_json() for c in clips]}
     return write_text_atomic(p, json.dumps(data, ensure_ascii=False, indent=1))

@@ -117,3 +117,19 @@ def default_voices(count: int, seed: int = 0) -> list[str]:
     blends = [blends[i] for i in rng.permutation(len(blends))]
     order = kok[:2] + blends[:3] + fixed[:3] + kok[2:] + blends[3:6] + fixed[3:] + blends[6:]
     return [v for v in order if not near_held_out(v)][:count]
+
+
+# espeak-ng accents and variants whose register ("+f" = female) VoiceSpec.register reads right
+ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
+                   "klatt3", "croak", "Andy", "Denis", "Gene", "Jacky", "Lee", "Mario", "Michael", "Storm", "Tony",
+                   "edward", "robert", "victor", "boris")
+ESPEAK_PITCHES = (25, 45, 65, 85)
+
+
+def espeak_voices(count: int, seed: int = 0) -> list[str]:
+    """``count`` distinct espeak-ng voice ids (accent x variant x pitch), e.g. ``espeak:en-gb+f3:p65``: a quick,
+    large set of robotic speakers for the content encoder, which needs many voices more than natural ones."""
+    combos = [f"espeak:{a}+{v}:p{p}" for a in ESPEAK_ACCENTS for v in ESPEAK_VARIANTS for p in ESPEAK_PITCHES]
+    order = np.random.default_rng(seed).permutation(len(combos))
+    return [combos[i] for i in order[:count]]

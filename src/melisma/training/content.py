@@ -7,7 +7,8 @@ Objective per step, on random 128-frame crops:
   nce    InfoNCE between the unit vectors of two differently perturbed views at the same frames
          (negatives: the other sampled frames of the batch).
   vq     codebook + commitment loss of the cosine VQ.
-Run:  python -m melisma.training.content --corpus DIR [--corpus DIR2] --out FILE --minutes 40
+Run:  melisma foundation content --corpus DIR [DIR2 ...] -o FILE --minutes 40
+Corpora are melisma corpora (``melisma corpus build``), read by ``trainable_clips``: held-out voices are refused.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from melisma.atomic import write_text_atomic
 from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE
 from melisma.content.builtin import BuiltinConfig, BuiltinNet, save_builtin
 from melisma.content.perturb import PerturbConfig, perturb_magnitude
+from melisma.corpus import ClipRecord, trainable_clips
 from melisma.features.mel import LOG_FLOOR, magnitude_stft, mel_basis
 from melisma.features.pitch import model_pitch
-from melisma.training.content_data import Clip, load_corpus
 
 
 @dataclass(frozen=True)
@@ -46,20 +48,21 @@ class TrainConfig:
     vq_weight: float = 1.0
     minutes: float = 40.0
     max_steps: int = 100_000
+    log_every: int = 50  # steps per row of the loss log (the mean over those steps)
     seed: int = 0
 
 
 class ClipBank:
     """Clips held in memory as int16 audio with dio F0 (frames), grouped by voice."""
 
-    def __init__(self, clips: list[Clip], min_frames: int) -> None:
+    def __init__(self, clips: list[ClipRecord], min_frames: int) -> None:
         from melisma.audio.io import load_audio
 
         self.audio: list[np.ndarray] = []
         self.f0: list[np.ndarray] = []
         self.voice: list[str] = []
         for clip in clips:
-            x, _ = load_audio(clip.path)
+            x, _ = load_audio(clip.audio_path)
             if len(x) // HOP_SIZE + 1 < min_frames + 1:
                 continue
             x = x / max(1e-4, float(np.abs(x).max())) * 0.5
@@ -169,14 +172,19 @@ class ContentTrainer(nn.Module):
 
 
 def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = None) -> dict[str, float]:
-    """Train on the clips of ``corpora`` until ``cfg.minutes`` or ``cfg.max_steps``; save encoder to ``out``."""
+    """Train on the clips of ``corpora`` until ``cfg.minutes`` or ``cfg.max_steps``; save encoder to ``out``.
+
+    ``log``: JSON lines of the losses, one per ``cfg.log_every`` steps, rewritten atomically each time (this
+    run's rows only: an older file is replaced).
+    Raises MelismaError before training when a corpus is unreadable or holds a held-out voice.
+    """
+    clips = trainable_clips(corpora)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    clips = [c for root in corpora for c in load_corpus(root)]
     bank = ClipBank(clips, cfg.crop_frames)
     model = ContentTrainer()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    start, step, hist = time.time(), 0, defaultdict(list)
+    start, step, hist, rows = time.time(), 0, defaultdict(list), []
     budget = cfg.minutes * 60
     while step < cfg.max_steps and time.time() - start < budget:
         frac = (time.time() - start) / budget
@@ -190,11 +198,11 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
         step += 1
         for k, v in terms.items():
             hist[k].append(float(v.detach()) if torch.is_tensor(v) else float(v))
-        if log is not None and step % 50 == 0:
-            row = {k: round(float(np.mean(v[-50:])), 4) for k, v in hist.items()}
+        if log is not None and step % cfg.log_every == 0:
+            row = {k: round(float(np.mean(v[-cfg.log_every:])), 4) for k, v in hist.items()}
             row.update(step=step, minutes=round((time.time() - start) / 60, 1))
-            with open(log, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            rows.append(json.dumps(row) + "\n")
+            write_text_atomic(log, "".join(rows))
         if step % 250 == 0:
             _save(model.encoder, out, cfg, {"steps": step})
     summary = {k: float(np.mean(v[-100:])) for k, v in hist.items()}

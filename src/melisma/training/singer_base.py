@@ -1,4 +1,4 @@
-"""The base multi-singer model: every voice folder of an offline corpus becomes one singer of one pack.
+"""The base multi-singer model: every voice of an offline corpus becomes one singer of one pack.
 
 Its singers are melisma's built-in voices, and ``melisma train`` fine-tunes new voices from it.
 """
@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from melisma.atomic import copy_atomic
+from melisma.corpus import trainable_clips
 from melisma.errors import MelismaError
 from melisma.paths import ASSETS
 from melisma.training.singer import TrainConfig, train_voice
@@ -16,17 +17,16 @@ from melisma.training.singer import TrainConfig, train_voice
 
 def train_base(corpus: str | Path, run_dir: str | Path, cfg: TrainConfig | None = None,
                content: str = "builtin", ship: str | Path | None = None) -> Path:
-    """Train (or resume) the base pack on ``corpus/audio/<voice>/`` folders into ``run_dir/base.melisma``.
+    """Train (or resume) the base pack on the voices of ``corpus`` into ``run_dir/base.melisma``; each voice's
+    folder of audio (``corpus/audio/<voice slug>/``) is one singer, named after the folder.
 
-    ``ship``: also write the pack to this path, atomically (never into the installed package: a release
-    replaces ``melisma/assets/models/singer-base.melisma`` in the source tree by hand, see its model card).
+    Raises MelismaError before training when ``corpus`` is not a corpus, holds a held-out voice or fewer than
+    two voices. ``ship``: also write the pack to this path, atomically (never into the installed package: a
+    release replaces ``melisma/assets/models/singer-base.melisma`` in the source tree by hand, see its model card).
     """
     if ship is not None:
         check_ship_path(ship)
-    audio = Path(corpus) / "audio"
-    if not audio.is_dir():
-        raise MelismaError(f"{corpus}: not a melisma corpus (no audio/ folder of voices)")
-    folders = sorted(p for p in audio.iterdir() if p.is_dir())
+    folders = sorted({c.voice_dir for c in trainable_clips([corpus])})
     if len(folders) < 2:
         raise MelismaError(f"{corpus}: a base model needs at least two voices, found {len(folders)}")
     cfg = replace(cfg or TrainConfig(), from_scratch=True)

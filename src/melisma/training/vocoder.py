@@ -20,7 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from melisma.atomic import write_text_atomic
 from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE, n_frames
+from melisma.corpus import ClipRecord, load_corpus, trainable_clips
 from melisma.errors import MelismaError
 from melisma.features.mel import log_mel
 from melisma.features.pitch import model_pitch
@@ -39,33 +41,25 @@ class Clip:
     f0: torch.Tensor
 
 
-def clip_entries(corpus_dir: Path) -> list[tuple[Path, Path | None]]:
-    """(audio path, F0 .npy path or None) for each clip listed in ``corpus_dir/corpus.json``."""
-    from melisma.corpus.manifest import clip_refs
-
-    return [(r.audio, r.f0) for r in clip_refs(corpus_dir)]
-
-
-def fit_track(track: np.ndarray, n: int) -> np.ndarray:
-    """A frame track (T,) as float32 cut or zero-padded (unvoiced) to ``n`` frames."""
-    track = np.asarray(track, dtype=np.float32)[:n]
-    return np.pad(track, (0, n - len(track))) if len(track) < n else track
-
-
 def load_clips(corpus_dirs: Sequence[str | Path], max_clips: int | None = None) -> list[Clip]:
-    """Read every clip of the corpora (audio, true F0 where given, else the model's F0) and its log-mel."""
+    """Every clip (the first ``max_clips`` of each corpus) in memory; no held-out check: for validation."""
+    records = [r for d in corpus_dirs for r in load_corpus(d)[:max_clips]]
+    return clips_in_memory(records, ", ".join(map(str, corpus_dirs)))
+
+
+def clips_in_memory(records: Sequence[ClipRecord], source: str) -> list[Clip]:
+    """Audio, true F0 where the clip has it (else the model's F0) and log-mel of each record; ``source`` names
+    the corpora in the error raised when there are none."""
     from melisma.audio.io import load_audio
 
     clips = []
-    for corpus_dir in corpus_dirs:
-        for audio_path, f0_path in clip_entries(Path(corpus_dir))[:max_clips]:
-            audio, _ = load_audio(audio_path, SAMPLE_RATE)
-            n = n_frames(len(audio))
-            f0 = fit_track(np.load(f0_path), n) if f0_path and f0_path.is_file() else model_pitch().extract(audio, SAMPLE_RATE)
-            mel = log_mel(torch.from_numpy(audio))[0]
-            clips.append(Clip(audio_path.stem, torch.from_numpy(audio), mel, torch.from_numpy(f0)))
+    for rec in records:
+        audio, _ = load_audio(rec.audio_path, SAMPLE_RATE)
+        f0 = rec.load_f0(n_frames(len(audio))) if rec.has_f0 else model_pitch().extract(audio, SAMPLE_RATE)
+        mel = log_mel(torch.from_numpy(audio))[0]
+        clips.append(Clip(rec.audio_path.stem, torch.from_numpy(audio), mel, torch.from_numpy(f0)))
     if not clips:
-        raise MelismaError("no clips found in " + ", ".join(map(str, corpus_dirs)))
+        raise MelismaError(f"no clips found in {source}")
     return clips
 
 
@@ -146,11 +140,13 @@ def train_vocoder(
     ``out/best.safetensors`` whenever the held-out mel L1 improves (training mel L1 without held-out dirs).
 
     Returns the path of the best weights. ``max_seconds`` stops early (wall clock) after a checkpoint.
+    Raises MelismaError before anything is written when a training corpus holds a held-out voice.
     """
+    records = trainable_clips(corpus_dirs)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     t0 = time.time()
-    train = load_clips(corpus_dirs)
+    train = clips_in_memory(records, ", ".join(map(str, corpus_dirs)))
     heldout = load_clips(heldout_dirs) if heldout_dirs else train[:4]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,7 +181,7 @@ def train_vocoder(
             if val < best:
                 best = val
                 save_builtin(model, best_path, meta)
-            (out / "history.json").write_text(json.dumps(history, indent=1))
+            write_text_atomic(out / "history.json", json.dumps(history, indent=1))
             log(f"eval step {step} held-out mel L1 {val:.4f} (best {best:.4f})")
         if done:
             break

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from melisma.atomic import write_text_atomic
 from melisma.errors import MelismaError, MissingDependencyError
 
 VOICES = {
@@ -44,7 +45,7 @@ def _run(args: list[str], payload: str, suffix: str) -> tuple[np.ndarray, int]:
     with tempfile.TemporaryDirectory(prefix="melisma-fest-") as tmp:
         src = Path(tmp) / f"in{suffix}"
         out = Path(tmp) / "out.wav"
-        src.write_text(payload, encoding="utf-8")
+        write_text_atomic(src, payload)
         res = subprocess.run(["text2wave", *args, "-o", str(out), str(src)], capture_output=True, timeout=120)
         if res.returncode != 0 or not out.exists():
             msg = res.stderr.decode(errors="replace").strip().splitlines()
