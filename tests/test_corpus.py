@@ -130,7 +130,7 @@ def test_build_writes_a_parallel_corpus_that_round_trips(tmp_path):
     clips = build_corpus(tmp_path / "c", voices, clips_per_voice=2, parallel=2, seed=5, short=True)
     assert len(clips) == 4 and {c.voice for c in clips} == set(voices)
     data = json.loads((tmp_path / "c" / "corpus.json").read_text())
-    assert data["format"] == "melisma-corpus" and data["format_version"] == 1 and data["sample_rate"] == SAMPLE_RATE
+    assert data["format"] == "melisma.corpus" and data["format_version"] == 1 and data["sample_rate"] == SAMPLE_RATE
     assert list((tmp_path / "c").rglob(".*.tmp")) == []  # F0, audio and manifest written atomically
     loaded = load_corpus(tmp_path / "c")
     assert [c.to_json() for c in loaded] == [c.to_json() for c in clips]
@@ -203,7 +203,7 @@ def test_missing_tool_raises_missing_dependency(monkeypatch, tmp_path):
 
 def test_load_corpus_rejects_other_formats(tmp_path):
     (tmp_path / "corpus.json").write_text(json.dumps({"format_version": 99, "clips": []}))
-    with pytest.raises(MelismaError, match="format_version"):
+    with pytest.raises(MelismaError, match="newer than this melisma reads"):
         load_corpus(tmp_path)
     with pytest.raises(MelismaError, match="not a melisma corpus"):
         load_corpus(tmp_path / "nothing")

@@ -31,6 +31,7 @@ def test_foundation_singer_trains_a_base_pack_with_a_singer_per_voice(tmp_path, 
     assert header["content_encoder"] == get_content_encoder("builtin").identity  # builtin@<hash of the weights>
     assert header["content_encoder"].startswith("builtin@") and len(header["content_encoder"]) == len("builtin@") + 12
     assert _digest(BASE_MODEL) == before  # nothing writes into the installed package
+    assert not list(corpus.rglob("*.safetensors")) and list((tmp_path / "run" / "features").rglob("*.safetensors"))
 
 
 def test_foundation_singer_ships_to_the_path_it_is_given_and_never_into_the_package(tmp_path, capsys):

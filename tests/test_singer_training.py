@@ -8,6 +8,7 @@ import pytest
 import torch
 from singer_standins import TINY, StandInEncoder, StandInVocoder, write_clip
 
+from melisma.formats import stamp
 from melisma.singer.voicepack import load_pack
 from melisma.training import singer as training
 from melisma.training.singer import TrainConfig, train_voice
@@ -21,7 +22,7 @@ def dataset(tmp_path):
     for i in range(3):
         write_clip(folder / "clips" / f"c{i}.flac", 1.0, 200.0 + 40 * i)
         clips.append({"path": f"clips/c{i}.flac", "duration": 1.0})
-    (folder / "manifest.json").write_text(json.dumps({"format_version": 1, "clips": clips}))
+    (folder / "manifest.json").write_text(json.dumps({**stamp("dataset"), "clips": clips}))
     return folder
 
 

@@ -26,7 +26,7 @@ CURRENT: dict[str, int] = {
     "timings": 1,  # ``melisma convert --timings`` JSON
     "vocoder-weights": 1,  # builtin vocoder weights (safetensors metadata)
     "content-weights": 1,  # builtin content encoder weights (safetensors metadata)
-    "features": 1,  # feature cache entries (melisma.features.cache)
+    "features": 2,  # feature cache entries (melisma.features.cache); 2: pieces, content variants
     "corpus": 1,  # corpus.json of a generated corpus (melisma.corpus.manifest)
 }
 
@@ -37,7 +37,7 @@ LABELS = {"voice": "voice pack", "checkpoint": "training checkpoint", "dataset":
 
 # format names written before this scheme; their documents keep the version numbers they had
 LEGACY_NAMES = {"melisma-voice": "voice", "melisma-dataset": "dataset", "melisma-vocoder-builtin": "vocoder-weights",
-                "melisma-features": "features"}
+                "melisma-features": "features", "melisma-corpus": "corpus"}
 # kinds whose documents were once written with a version but no format name at all
 UNNAMED_BEFORE = {"checkpoint", "corpus"}
 

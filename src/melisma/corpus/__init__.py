@@ -27,6 +27,6 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "HELD_OUT_VOICES", "ClipRecord", "build_c
 
 def build_corpus(*args, **kwargs):
     """See ``melisma.corpus.builder.build_corpus`` (imported lazily: it pulls the TTS backends)."""
-    from melisma.corpus.builder import build_corpus as _build
+    from melisma.corpus import builder
 
-    return _build(*args, **kwargs)
+    return builder.build_corpus(*args, **kwargs)

@@ -1,6 +1,6 @@
 """On-disk corpus format: ``corpus.json`` plus FLAC audio and .npy true-F0 files, all paths relative.
 
-corpus.json = {"format": "melisma-corpus", "format_version": 1, "sample_rate": 44100, "hop_size": 512,
+corpus.json = {"format": "melisma.corpus", "format_version": 1, "sample_rate": 44100, "hop_size": 512,
                "target_lufs": -20.0, "clips": [ClipRecord as dict, ...]}
 F0 files hold float32 (n // 512 + 1,) Hz for a clip of n samples, 0 = unvoiced.
 ``load_corpus`` is the one reader: every consumer (training recipes, benchmarks) goes through it.
@@ -18,9 +18,10 @@ import numpy as np
 from melisma.atomic import write_text_atomic
 from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE, TARGET_LUFS
 from melisma.errors import MelismaError
+from melisma.formats import CURRENT, check, format_name, stamp
 
-FORMAT = "melisma-corpus"
-FORMAT_VERSION = 1
+FORMAT = format_name("corpus")
+FORMAT_VERSION = CURRENT["corpus"]
 MANIFEST = "corpus.json"
 
 
@@ -91,15 +92,9 @@ def _read_manifest(folder: str | os.PathLike) -> dict:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MelismaError(f"{p}: unreadable corpus manifest ({exc})") from None
-    # version-1 manifests written before the format name was added carry only the version
-    if not isinstance(data, dict) or data.get("format", FORMAT) != FORMAT or "format_version" not in data:
+    if not isinstance(data, dict):
         raise MelismaError(f"{p}: not a melisma corpus manifest (build one with `melisma corpus build`)")
-    version = data["format_version"]
-    if isinstance(version, int) and version > FORMAT_VERSION:
-        raise MelismaError(f"{p}: corpus format_version {version} is newer than this melisma reads "
-                           f"({FORMAT_VERSION}); upgrade melisma")
-    if version != FORMAT_VERSION:
-        raise MelismaError(f"{p}: unknown corpus format_version {version!r}, this melisma reads {FORMAT_VERSION}")
+    check(data, "corpus", p)  # version-1 manifests written before the format name carry only the version
     if not isinstance(data.get("clips"), list):
         raise MelismaError(f"{p}: corpus manifest has no list of clips")
     return data
@@ -130,6 +125,6 @@ def load_corpus(folder: str | os.PathLike) -> list[ClipRecord]:
 def write_manifest(folder: str | os.PathLike, clips: list[ClipRecord], extra: dict | None = None) -> Path:
     """Write corpus.json atomically (temp file + rename), so readers never see half a manifest."""
     p = Path(folder) / MANIFEST
-    data = {"format": FORMAT, "format_version": FORMAT_VERSION, "sample_rate": SAMPLE_RATE, "hop_size": HOP_SIZE,
+    data = {**stamp("corpus"), "sample_rate": SAMPLE_RATE, "hop_size": HOP_SIZE,
             "target_lufs": TARGET_LUFS, **(extra or {}), "clips": [c.to_json() for c in clips]}
     return write_text_atomic(p, json.dumps(data, ensure_ascii=False, indent=1))

@@ -15,6 +15,8 @@ import numpy as np
 from melisma.audio.constants import FRAME_PERIOD_MS, HOP_SIZE, SAMPLE_RATE
 from melisma.corpus.melody import Expression, MelodyPlan, Note, f0_curve
 
+SPEECH_F0_MIN, SPEECH_F0_MAX = 60.0, 800.0  # Hz, the range WORLD analyses the synthetic speech in
+
 MARGIN_FRAMES = 8  # unvoiced frames kept before the first and after the last voiced frame
 
 
@@ -36,8 +38,10 @@ def analyse(audio: np.ndarray, sr: int = SAMPLE_RATE) -> WorldParams:
     """WORLD analysis of (n,) audio at 44.1 kHz on the shared frame grid (n // 512 + 1 frames)."""
     import pyworld as pw
 
+    from melisma.features.pitch import world_f0
+
     x = np.ascontiguousarray(audio, dtype=np.float64)
-    f0, t = pw.harvest(x, sr, f0_floor=60.0, f0_ceil=800.0, frame_period=FRAME_PERIOD_MS)
+    f0, t = world_f0(x, sr, "harvest", refine=False, f0_min=SPEECH_F0_MIN, f0_max=SPEECH_F0_MAX)
     return WorldParams(f0, pw.cheaptrick(x, f0, t, sr), pw.d4c(x, f0, t, sr))
 
 
@@ -113,8 +117,6 @@ def cents_accuracy(true_f0: np.ndarray, measured_f0: np.ndarray, tolerance: floa
 
 def analyse_f0(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """harvest F0 (Hz, 0 = unvoiced) of (n,) audio on the shared grid: (n // 512 + 1,) float64."""
-    import pyworld as pw
+    from melisma.features.pitch import world_f0
 
-    f0, _ = pw.harvest(np.ascontiguousarray(audio, dtype=np.float64), sr, f0_floor=60.0, f0_ceil=800.0,
-                       frame_period=FRAME_PERIOD_MS)
-    return f0
+    return world_f0(audio, sr, "harvest", refine=False, f0_min=SPEECH_F0_MIN, f0_max=SPEECH_F0_MAX)[0]

@@ -22,9 +22,8 @@ import numpy as np
 from melisma.atomic import atomic_path
 from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE
 from melisma.features.extractor import FeatureExtractor, Features
+from melisma.formats import is_current, stamp_metadata
 
-CACHE_FORMAT = "melisma-features"
-CACHE_FORMAT_VERSION = "2"  # 2: pieces, content variants
 MAX_PIECE_S = 20.0
 
 
@@ -97,9 +96,7 @@ def read_entry(path: Path, key: str) -> list[Features] | None:
     try:
         with safe_open(str(path), framework="np") as f:
             meta = f.metadata() or {}
-            if meta.get("format") != CACHE_FORMAT or meta.get("format_version") != CACHE_FORMAT_VERSION:
-                return None
-            if meta.get("key") != key:
+            if not is_current(meta, "features") or meta.get("key") != key:
                 return None
             names = set(f.keys())
             pieces = []
@@ -117,7 +114,7 @@ def write_entry(path: Path, pieces: list[Features], key: str, settings: dict[str
     from safetensors.numpy import save_file
 
     tensors = {f"{i}.{k}": np.ascontiguousarray(v) for i, p in enumerate(pieces) for k, v in p.arrays().items()}
-    meta = {"format": CACHE_FORMAT, "format_version": CACHE_FORMAT_VERSION, "key": key,
+    meta = {**stamp_metadata("features"), "key": key,
             "pieces": str(len(pieces)), "settings": json.dumps(settings, sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)

@@ -359,7 +359,7 @@ def _init_models(cfg: TrainConfig, content_identity: str, content_dim: int
         say(f"fine-tuning from the base singer model {BASE_MODEL.name}")
         return cfg, teacher, student, True
     if not cfg.from_scratch:
-        say("no base singer model is shipped with this melisma yet: training from scratch")
+        say(f"no base singer model at {BASE_MODEL}: training from scratch")
     cfg = replace(cfg, model=model_cfg)
     torch.manual_seed(cfg.seed)
     teacher = SingerNet(model_cfg)
@@ -379,11 +379,13 @@ def _adapt(base: SingerNet, cfg: SingerConfig) -> SingerNet:
 def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg: TrainConfig | None = None, *,
                 content_encoder: torch.nn.Module | None = None, vocoder: torch.nn.Module | None = None,
                 restart: bool = False, f0_method: str = "dio", keep_teacher: bool = True,
-                content: str | None = None) -> Path:
+                content: str | None = None, feature_cache: Path | None = None) -> Path:
     """Train (or resume training) a voice pack for the singers ``datasets`` [(name, folder)]; returns its path.
 
     ``content`` names the content encoder (``builtin``, or the weight-free ``dsp-cepstral-v1``); by default the
-    one the base pack expects when fine-tuning, else ``builtin``. ``content_encoder`` passes an instance instead."""
+    one the base pack expects when fine-tuning, else ``builtin``. ``content_encoder`` passes an instance instead.
+    Features are cached in DATASET/cache (what ``melisma features`` fills), or in ``feature_cache``/NAME when
+    given (and in OUTPUT.work/cache/NAME for a read-only dataset), so a repeated or resumed run reads them."""
     cfg = cfg or TrainConfig()
     names = [n for n, _ in datasets]
     if len(set(names)) != len(names):
@@ -407,7 +409,7 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
         checkpoint.unlink()
     say(f"features of {len(datasets)} dataset(s)")
     started = time.monotonic()
-    clips, caches = load_dataset(datasets, extractor, fallback_cache=run_dir / "cache")
+    clips, caches = load_dataset(datasets, extractor, fallback_cache=run_dir / "cache", cache_root=feature_cache)
     say(f"features: {sum(c.hits for c in caches)} clip(s) read from the cache, "
         f"{sum(c.misses for c in caches)} computed")
     train, val = _split(clips)

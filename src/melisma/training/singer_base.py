@@ -30,7 +30,9 @@ def train_base(corpus: str | Path, run_dir: str | Path, cfg: TrainConfig | None 
     if len(folders) < 2:
         raise MelismaError(f"{corpus}: a base model needs at least two voices, found {len(folders)}")
     cfg = replace(cfg or TrainConfig(), from_scratch=True)
-    base = train_voice([(p.name, p) for p in folders], Path(run_dir) / "base.melisma", cfg, content=content)
+    # the features are cached in the run folder: a recipe writes nothing into its corpus
+    base = train_voice([(p.name, p) for p in folders], Path(run_dir) / "base.melisma", cfg, content=content,
+                       feature_cache=Path(run_dir) / "features")
     if ship is not None:
         copy_atomic(base, ship)
     return base

@@ -5,7 +5,6 @@ overlapping segments with augmentation (input-side pitch-shift variants of the c
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterator
@@ -61,12 +60,13 @@ def parse_dataset_arg(arg: str) -> tuple[str, Path]:
 
 def list_clips(dataset: Path) -> list[Path]:
     """Audio files of a dataset: those named by ``manifest.json`` (melisma prepare) or every audio file below."""
-    manifest = dataset / "manifest.json"
+    from melisma.prepare.manifest import MANIFEST, read_manifest
+
+    manifest = dataset / MANIFEST
     if manifest.is_file():
         try:
-            data = json.loads(manifest.read_text())
-            paths = [dataset / c["path"] for c in data["clips"]]
-        except (ValueError, KeyError, TypeError) as exc:
+            paths = [dataset / c["path"] for c in read_manifest(manifest)["clips"]]
+        except (KeyError, TypeError) as exc:
             raise MelismaError(f"{manifest}: unreadable manifest ({exc})") from None
     else:
         paths = audio_files_below(dataset)
@@ -95,11 +95,16 @@ def dataset_features(dataset: Path, cache: FeatureCache, progress: bool = True,
 
 
 def load_dataset(datasets: list[tuple[str, Path]], extractor: FeatureExtractor, progress: bool = True,
-                 fallback_cache: Path | None = None) -> tuple[list[ClipFeatures], list[FeatureCache]]:
-    """Training clips of every dataset (singer i = datasets[i]) and the caches they came from."""
+                 fallback_cache: Path | None = None, cache_root: Path | None = None
+                 ) -> tuple[list[ClipFeatures], list[FeatureCache]]:
+    """Training clips of every dataset (singer i = datasets[i]) and the caches they came from: DATASET/cache,
+    or ``cache_root``/NAME when given (``fallback_cache``/NAME for a read-only dataset)."""
     out, caches = [], []
     for singer, (name, folder) in enumerate(datasets):
-        cache = dataset_cache(folder, extractor, fallback_cache / name if fallback_cache else None)
+        if cache_root is not None:
+            cache = FeatureCache(cache_root / name, extractor)
+        else:
+            cache = dataset_cache(folder, extractor, fallback_cache / name if fallback_cache else None)
         caches.append(cache)
         for _, pieces in dataset_features(folder, cache, progress):
             out += [ClipFeatures.of(p, singer) for p in pieces if p.frames >= MIN_PIECE_FRAMES]
