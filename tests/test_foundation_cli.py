@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 import torch
 
 from melisma.cli import main
@@ -16,6 +17,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_foundation_singer_trains_a_base_pack_with_a_singer_per_voice(tmp_path, capsys):
     from melisma.singer.voicepack import read_header
     from melisma.training.singer import BASE_MODEL
@@ -30,6 +32,7 @@ def test_foundation_singer_trains_a_base_pack_with_a_singer_per_voice(tmp_path, 
     assert _digest(BASE_MODEL) == before  # only --ship replaces the packaged model
 
 
+@pytest.mark.slow
 def test_foundation_content_writes_loadable_weights(tmp_path, capsys):
     from melisma.content import get_content_encoder
 
