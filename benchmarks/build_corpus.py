@@ -15,9 +15,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from melisma.atomic import write_text_atomic  # noqa: E402
-from melisma.corpus import HELD_OUT_VOICES, build_corpus, load_corpus  # noqa: E402
-from melisma.corpus.voices import default_voices  # noqa: E402
+from melisma.atomic import write_text_atomic
+from melisma.corpus import HELD_OUT_VOICES, build_corpus, load_corpus
+from melisma.corpus.voices import default_voices
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 COMPANIONS = ("kokoro:jf_alpha", "kokoro:jm_kumo", "piper:joe", "festival:ked")

@@ -12,15 +12,15 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from melisma.atomic import write_text_atomic  # noqa: E402
-from melisma.audio.constants import SAMPLE_RATE  # noqa: E402
-from melisma.corpus.builder import speech_at_rate  # noqa: E402
-from melisma.corpus.melody import Expression, random_melody  # noqa: E402
-from melisma.corpus.singing import analyse, sing  # noqa: E402
-from melisma.corpus.texts import SENTENCES  # noqa: E402
-from melisma.corpus.voices import parse_voice  # noqa: E402
+from melisma.atomic import write_text_atomic
+from melisma.audio.constants import SAMPLE_RATE
+from melisma.corpus.builder import speech_at_rate
+from melisma.corpus.melody import Expression, random_melody
+from melisma.corpus.singing import analyse, sing
+from melisma.corpus.texts import SENTENCES
+from melisma.corpus.voices import parse_voice
 
 VOICES = ("kokoro:jf_alpha", "kokoro:jf_alpha+jm_kumo@0.5", "piper:joe", "festival:slt", "festival:kal",
           "espeak:en+f3:p60")

@@ -109,6 +109,7 @@ def test_spectral_perturbation_shifts_and_keeps_frames(sine_clip):
     assert (peaks != peak).sum() >= 3  # the 220 Hz fundamental moved in most copies
 
 
+@pytest.mark.slow
 def test_a_few_training_steps_reduce_the_loss(tmp_path, sine_clip):
     from corpus_standins import write_clips
 

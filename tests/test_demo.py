@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from melisma.audio.io import load_audio
 from melisma.cli import main
@@ -13,6 +14,7 @@ from melisma.demo import DEFAULT_VOICE, demo_clip, demo_dir
 from melisma.features.pitch import get_pitch_extractor
 
 
+@pytest.mark.slow
 def test_demo_writes_the_vocal_sung_by_the_default_voice_in_its_range(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path)]) == 0
     printed = capsys.readouterr().out

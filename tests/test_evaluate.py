@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import needs_dnsmos, needs_matplotlib, needs_pesq_stoi, needs_resemblyzer
 
 from melisma.audio.constants import FRAME_PERIOD_MS, SAMPLE_RATE
 from melisma.audio.io import load_audio, save_audio
@@ -108,6 +109,8 @@ def _with_noise(audio: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
     return (audio + scale * noise).astype(np.float32)
 
 
+@pytest.mark.slow
+@needs_resemblyzer
 def test_clip_against_itself_scores_similarity_one_and_no_pitch_error(clip):
     _, audio = clip
     a = (audio, SAMPLE_RATE)
@@ -118,6 +121,8 @@ def test_clip_against_itself_scores_similarity_one_and_no_pitch_error(clip):
     assert s.cents_error_mean < 1.0 and s.vuv_agreement == 1.0 and s.f0_correlation > 0.999
 
 
+@pytest.mark.slow
+@needs_resemblyzer
 def test_silent_output_gets_no_similarity(clip):
     _, audio = clip
     silent = (np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
@@ -130,6 +135,8 @@ def test_silent_output_gets_no_similarity(clip):
         target_embedding_of([silent])
 
 
+@pytest.mark.slow
+@needs_resemblyzer
 def test_two_voices_score_clearly_lower_than_two_clips_of_one_voice(clips):
     # Pairs always join a voice's first clip with a second clip (corpus: speech with sung), so the
     # same-voice and different-voice pairs differ only in the voice, not in speech vs singing.
@@ -145,6 +152,7 @@ def test_two_voices_score_clearly_lower_than_two_clips_of_one_voice(clips):
     assert np.mean(identified) >= 0.8, (same, diff)
 
 
+@pytest.mark.slow
 def test_three_semitone_shift_reads_300_cents_against_source_and_0_against_intended(clip):
     _, audio = clip
     shifted = (_world_shift(audio, 3.0), SAMPLE_RATE)
@@ -171,6 +179,9 @@ def test_ground_truth_f0_judges_the_sung_melody(clip, tmp_path):
     assert abs(up.cents_error_median - 300.0) < 30.0
 
 
+@pytest.mark.slow
+@needs_dnsmos
+@needs_pesq_stoi
 def test_added_noise_lowers_dnsmos_and_pesq(speech):
     audio = speech
     clean, noisy = (audio, SAMPLE_RATE), (_with_noise(audio, 5.0), SAMPLE_RATE)
@@ -193,6 +204,9 @@ def test_mcd_zero_for_itself_small_for_a_resynthesis_larger_for_another_voice(cl
     assert 0.0 < copy < 0.7 * other and other > 3.0, (copy, other)
 
 
+@pytest.mark.slow
+@needs_resemblyzer
+@needs_matplotlib
 def test_cli_writes_versioned_json_and_report(clips, tmp_path):
     from melisma.cli import main
 

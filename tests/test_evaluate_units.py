@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from extras import needs_matplotlib
 
 from melisma.evaluate import ClipScores, EvaluationResult, real_time_factor, timed
 from melisma.evaluate.mcd import dtw_path
@@ -89,6 +90,7 @@ def test_timed_reports_wall_clock_and_rtf():
     assert real_time_factor(1.0, 4.0) == 0.25 and math.isnan(real_time_factor(1.0, 0.0))
 
 
+@needs_matplotlib
 def test_report_replaces_only_its_own_folder(tmp_path, sine_clip):
     from melisma.errors import MelismaError
     from melisma.evaluate.report import write_report

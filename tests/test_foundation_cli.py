@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 import torch
 from corpus_standins import TINY, trainable_copy
 
@@ -15,6 +16,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_foundation_singer_trains_a_base_pack_with_a_singer_per_voice(tmp_path, capsys):
     from melisma.content import get_content_encoder
     from melisma.singer.voicepack import read_header
@@ -52,6 +54,7 @@ def test_foundation_singer_ships_to_the_path_it_is_given_and_never_into_the_pack
     assert _digest(BASE_PACK) == before
 
 
+@pytest.mark.slow
 def test_foundation_content_writes_loadable_weights(tmp_path, capsys):
     from melisma.content import get_content_encoder
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import needs_fcpe
 
 from melisma.corpus import load_corpus
 from melisma.features.pitch import get_pitch_extractor
@@ -24,7 +25,7 @@ def sung_clips():
     return [(c.load_audio(), c.load_f0()) for c in clips]
 
 
-@pytest.mark.parametrize("method", ["dio", "fcpe"])
+@pytest.mark.parametrize("method", ["dio", pytest.param("fcpe", marks=needs_fcpe)])
 def test_sung_clips_within_ten_cents(method, sung_clips):
     extractor = get_pitch_extractor(method)
     errors, est, ref = [], [], []

@@ -30,6 +30,7 @@ def song_path(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_song_becomes_a_dataset_of_clips(tmp_path, song_path, capsys):
     before = _digest(song_path)
     out = tmp_path / "nested" / "ds"

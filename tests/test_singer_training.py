@@ -148,9 +148,10 @@ def test_max_minutes_bounds_both_phases_together(tmp_path, dataset, monkeypatch)
 
 
 def _assert_tensorboard_has(folder, scalar: str, audio: str) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
+                                            reason="the train extra (tensorboard) is not installed")
 
-    acc = EventAccumulator(str(folder), size_guidance={"audio": 0, "scalars": 0})
+    acc = event_accumulator.EventAccumulator(str(folder), size_guidance={"audio": 0, "scalars": 0})
     acc.Reload()
     assert scalar in acc.Tags()["scalars"], acc.Tags()
     assert audio in acc.Tags()["audio"], acc.Tags()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from melisma import __version__
 from melisma.errors import MelismaError
 
-# Subcommand modules, in the order --help lists them.  A module that is not there yet is skipped.
+# Subcommand modules, in the order --help lists them.
 COMMANDS = ("demo", "prepare", "corpus", "features", "evaluate", "train", "convert", "cover", "foundation")
 
 
@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or status lines")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"melisma.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"melisma.cli.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"melisma.cli.{name}").register(sub)
     _accept_quiet_everywhere(sub)
     return parser
 

@@ -46,7 +46,7 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(str(name_or_path), local_files_only=True))
-    except Exception:  # noqa: BLE001 - any failure means "not available offline"
+    except Exception:  # any failure means "not available offline"
         raise MissingDependencyError(
             f"HuBERT checkpoint '{name_or_path}' is neither a directory nor in the local Hugging Face cache; "
             f"download it first (huggingface-cli download {name_or_path})") from None

@@ -61,11 +61,8 @@ def separate_song(mix: np.ndarray, method: str = "auto") -> tuple[np.ndarray, np
     """Mono mix (n,) -> (vocal, accompaniment), each (n,); ``none`` treats the input as a dry vocal."""
     if method == "none":
         return mix, np.zeros_like(mix)
-    try:
-        from melisma.prepare.separate import get_separator
-    except ImportError:
-        raise MelismaError("vocal separation is not installed in this melisma yet: use --separate none with a "
-                           "dry vocal") from None
+    from melisma.prepare.separate import get_separator
+
     vocal = np.asarray(get_separator(method).separate(mix), dtype=np.float32)[: mix.size]
     vocal = np.pad(vocal, (0, mix.size - vocal.size))
     return vocal, (mix - vocal).astype(np.float32)

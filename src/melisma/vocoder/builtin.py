@@ -150,8 +150,8 @@ class BuiltinVocoder(Vocoder):
         return torch.complex(re, im) * scale
 
     def forward(
-        self, mel: torch.Tensor, f0: torch.Tensor, noise: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        self, mel: torch.Tensor, f0: torch.Tensor, generator: torch.Generator | None = None,
+        *, noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """mel (B, 128, T) natural-log mel, f0 (B, T) Hz (0 = unvoiced) -> (B, T * 512) waveform.
 
