@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from melisma.atomic import write_text_atomic
 from melisma.audio.constants import SAMPLE_RATE
 from melisma.paths import DEMO
 from melisma.prepare.separate import DspSeparator
@@ -113,7 +114,7 @@ def main() -> None:
             results["song_60min"] = run_prepare(long_song, Path(tmp) / "ds60", args.hour)
     out = ROOT / "data" / "benchmarks" / "prepare_song.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+    write_text_atomic(out, json.dumps(results, indent=1))
     print(f"wrote {out}")
 
 

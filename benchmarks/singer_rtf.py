@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from melisma.atomic import write_text_atomic
 from melisma.audio.constants import SAMPLE_RATE, n_frames
 
 
@@ -93,7 +94,7 @@ def main() -> None:
            "params": sum(p.numel() for p in voice.student.parameters())}
     print(json.dumps(res, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
+    write_text_atomic(args.out, json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

@@ -11,23 +11,6 @@ from scipy.ndimage import median_filter as _median_filter
 
 from melisma.audio.constants import F0_MAX, F0_MIN
 
-CENTS_REF_HZ = 10.0  # reference for absolute cents (the CREPE/FCPE convention: 0 cents = 10 Hz)
-
-
-def hz_to_cents(f0: np.ndarray, ref: float = CENTS_REF_HZ) -> np.ndarray:
-    """(T,) Hz -> (T,) cents above ``ref``; unvoiced (<= 0) frames give NaN."""
-    f = np.asarray(f0, dtype=np.float64)
-    out = np.full(f.shape, np.nan)
-    voiced = f > 0
-    out[voiced] = 1200.0 * np.log2(f[voiced] / ref)
-    return out
-
-
-def cents_to_hz(cents: np.ndarray, ref: float = CENTS_REF_HZ) -> np.ndarray:
-    """(T,) cents above ``ref`` -> (T,) Hz; NaN gives 0 (unvoiced)."""
-    c = np.asarray(cents, dtype=np.float64)
-    return np.where(np.isfinite(c), ref * 2.0 ** (np.nan_to_num(c) / 1200.0), 0.0)
-
 
 def cents_error(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Absolute pitch error in cents on frames voiced in both tracks: (T,), (T,) -> (k,) cents."""

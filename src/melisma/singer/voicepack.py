@@ -156,10 +156,3 @@ def select_singers(pack: VoicePack, names: list[str], keep_teacher: bool = False
                      pack.content_encoder, pack.vocoder, cut(pack.student),
                      cut(pack.teacher) if keep_teacher and pack.teacher is not None else None,
                      {**pack.info, "selected_from": pack.singers})
-
-
-def builtin_voice_names() -> list[str]:
-    """Names ``melisma.load_voice`` accepts as built-in voices (see ``melisma.singer.convert.builtin_voices``)."""
-    from melisma.singer.convert import builtin_voices
-
-    return builtin_voices()

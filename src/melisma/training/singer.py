@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from melisma.atomic import atomic_path
+from melisma.atomic import atomic_path, write_text_atomic
 from melisma.errors import MelismaError
 from melisma.features.extractor import FeatureExtractor
 from melisma.formats import CURRENT, FormatError, check, stamp
@@ -83,6 +83,9 @@ class Logger:
 
     def __init__(self, folder: Path):
         self.path = folder / "log.jsonl"
+        # the whole log is rewritten atomically at each row, so a crash never leaves half a line; a resumed
+        # run keeps the rows of the runs before it
+        self.lines = self.path.read_text().splitlines(keepends=True) if self.path.is_file() else []
         self.tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -92,8 +95,8 @@ class Logger:
             pass
 
     def scalars(self, phase: str, step: int, values: dict[str, float]) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps({"phase": phase, "step": step, "time": time.time(), **values}) + "\n")
+        self.lines.append(json.dumps({"phase": phase, "step": step, "time": time.time(), **values}) + "\n")
+        write_text_atomic(self.path, "".join(self.lines))
         if self.tb is not None:
             for k, v in values.items():
                 self.tb.add_scalar(f"{phase}/{k}", v, step)
