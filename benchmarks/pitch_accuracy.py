@@ -50,12 +50,13 @@ def select_clips(clips: list[ClipRecord], kind: str, max_seconds: float) -> list
 
 
 def evaluate_method(name: str, clips: list[tuple[ClipRecord, np.ndarray, np.ndarray]]) -> dict:
-    """Run extractor ``name`` over preloaded (clip, audio 44.1 kHz, true F0) triples -> pooled scores."""
+    """Run method ``name`` as the models get it (``model_pitch``: the 16 kHz analysis copy, the common clean-up)
+    over preloaded (clip, audio 44.1 kHz, true F0) triples -> pooled scores."""
     from melisma.audio.constants import SAMPLE_RATE
-    from melisma.features.pitch import get_pitch_extractor
+    from melisma.features.pitch import model_pitch
     from melisma.features.postprocess import cents_error, voicing_scores
 
-    extractor = get_pitch_extractor(name)
+    extractor = model_pitch(name)
     extractor.extract(clips[0][1][:SAMPLE_RATE // 2], SAMPLE_RATE)  # warm-up: lazy inits, allocator
     errors, est_all, ref_all, compute, audio_s = [], [], [], 0.0, 0.0
     for _clip, audio, truth in clips:

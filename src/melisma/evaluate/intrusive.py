@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from melisma.evaluate._deps import require
+from melisma.evaluate.deps import require
 from melisma.evaluate.resample import JUDGE_RATE, to_16k
 
 

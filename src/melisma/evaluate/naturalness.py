@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from melisma.evaluate._deps import require
+from melisma.evaluate.deps import require
 from melisma.evaluate.resample import JUDGE_RATE, peak_normalise, to_16k
 
 MIN_SECONDS = 1.0  # DNSMOS scores 9 s windows; shorter clips are looped up to at least this much

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from melisma.audio.constants import FRAME_RATE
-from melisma.evaluate._deps import require
+from melisma.evaluate.deps import require
 
 
 def log_mel_image(audio: np.ndarray) -> np.ndarray:

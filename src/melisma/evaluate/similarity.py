@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from melisma.evaluate._deps import require
+from melisma.evaluate.deps import require
 from melisma.evaluate.resample import JUDGE_RATE, to_16k
 
 MIN_VOICED_SECONDS = 0.3
