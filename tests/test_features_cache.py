@@ -159,3 +159,17 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("melisma: ") for line in err)
     assert not (empty / "cache").exists()
+
+
+@pytest.mark.slow
+def test_melisma_train_reads_what_melisma_features_filled(dataset, tmp_path, capsys):
+    """The CLI defaults of both commands name the same features: train computes none of them again."""
+    assert main(["-q", "features", str(dataset)]) == 0
+    entries = sorted((dataset / "cache").glob("*.safetensors"))
+    mtimes = [e.stat().st_mtime_ns for e in entries]
+    capsys.readouterr()
+    out = tmp_path / "v.melisma"
+    assert main(["train", str(dataset), "-o", str(out), "--teacher-steps", "0", "--distill-steps", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "features: 2 clip(s) read from the cache, 0 computed" in err, err
+    assert [e.stat().st_mtime_ns for e in entries] == mtimes and out.is_file()
