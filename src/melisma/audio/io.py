@@ -22,6 +22,10 @@ MIN_RATE = 8_000
 MAX_RATE = 384_000
 # what melisma reads as audio when it expands a folder (prepare, train, convert, features)
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".opus", ".m4a"})
+# output rates each format can hold: MPEG audio has nine; libsndfile's Vorbis encoder crashes the process
+# (segfault, not an error) above 200 kHz, so ogg stops at 192 kHz; wav and flac take any rate melisma reads
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+MAX_OGG_RATE = 192_000
 BLOCK_FRAMES = 1 << 20  # frames decoded at a time, so long files never need a second full copy
 
 
@@ -122,12 +126,26 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, sub
     fmt = p.suffix.lstrip(".").upper() or "WAV"
     if fmt not in sf.available_formats():
         raise AudioInputError(f"{p}: unsupported output format '{p.suffix}' (use .wav, .flac, .ogg or .mp3)")
+    check_output_rate(p, sample_rate)
     data = np.asarray(audio, dtype=np.float32)
     if not np.isfinite(data).all():
         raise AudioInputError(f"{p}: refusing to write audio with NaN or infinite samples")
     with atomic_path(p) as tmp:
         sf.write(tmp, np.clip(data, -1.0, 1.0), sample_rate, format=fmt, subtype=subtype)
     return p
+
+
+def check_output_rate(path: str | os.PathLike, sample_rate: int) -> None:
+    """Raise AudioInputError unless a file of ``path``'s format (by suffix) can be written at ``sample_rate``
+    Hz; called before a conversion starts, and by ``save_audio`` itself."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "wav"
+    if fmt == "mp3":
+        ok, allowed = sample_rate in MP3_RATES, ", ".join(str(r) for r in MP3_RATES)
+    else:
+        top = MAX_OGG_RATE if fmt in ("ogg", "oga", "opus") else MAX_RATE
+        ok, allowed = MIN_RATE <= sample_rate <= top, f"{MIN_RATE}-{top}"
+    if not ok:
+        raise AudioInputError(f"{path}: a .{fmt} file cannot be written at {sample_rate} Hz (allowed: {allowed})")
 
 
 def _short(exc: BaseException) -> str:
