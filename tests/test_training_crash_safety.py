@@ -143,3 +143,40 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_good_checkpoint(tmp_path, da
     monkeypatch.setattr(safetensors.torch, "save_file", real)
     train_voice([("alto", dataset)], out, _cfg(checkpoint_every=3), **_kwargs())  # the same command resumes
     assert load_pack(out).info["teacher_steps"] == 8
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _vals(work: Path) -> list[tuple[str, int, float]]:
+    rows = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    return [(r["phase"], r["step"], r["val_mel_l1"]) for r in rows if "val_mel_l1" in r]
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_under_torchrun_train_like_one(tmp_path, dataset, monkeypatch):
+    """The same run as one process and as two torchrun processes on loopback (gloo), each drawing half of the
+    batch: the validation curves agree within 2 %, and the pack says two processes trained it."""
+    import train_runner
+
+    monkeypatch.setattr(training.Trainer, "_audio_metrics", lambda self, *a: {})
+    single = tmp_path / "one.melisma"
+    train_runner.train(dataset, single, json.dumps(RUN))
+    ddp = tmp_path / "two.melisma"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
+           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(RUNNER), str(dataset), str(ddp),
+           json.dumps(RUN)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    a, b = _vals(tmp_path / "one.melisma.work"), _vals(tmp_path / "two.melisma.work")
+    assert [x[:2] for x in a] == [x[:2] for x in b]
+    for (phase, step, one), (_, _, two) in zip(a, b, strict=True):
+        assert two == pytest.approx(one, rel=0.02), (phase, step)
+    pack = load_pack(ddp)
+    assert pack.info["processes"] == 2 and pack.info["teacher_steps"] == RUN["teacher_steps"]
+    print("validation one process:", a, "two processes:", b)

@@ -330,7 +330,7 @@ class Trainer:
         elapsed0, saved_at = self.state.elapsed_s, t0
         try:
             while self.state.phase != "done":
-                if self.state.step >= total[self.state.phase] or self.world.from_main(self._out_of_time(elapsed0, t0)):
+                if self.state.step >= total[self.state.phase] or self._out_of_time(elapsed0, t0):
                     self.state.elapsed_s = elapsed0 + time.monotonic() - t0  # the next phase's budget counts it
                     self._next_phase()
                     t0, step0, elapsed0 = time.monotonic(), 0, self.state.elapsed_s
@@ -356,10 +356,11 @@ class Trainer:
         self.save_checkpoint(checkpoint)
 
     def _out_of_time(self, elapsed0: float, t0: float) -> bool:
+        """Rank 0's clock decides for every process (no broadcast when there is no time limit)."""
         if self.cfg.max_minutes <= 0:
             return False
         budget = self.cfg.max_minutes * 60.0 * (0.6 if self.state.phase == "teacher" else 1.0)
-        return elapsed0 + time.monotonic() - t0 >= budget
+        return bool(self.world.from_main(elapsed0 + time.monotonic() - t0 >= budget))
 
     def _report(self, losses: list[float], step: int, total: dict[str, int], sec_per_step: float) -> None:
         loss = sum(losses) / max(1, len(losses))
