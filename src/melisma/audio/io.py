@@ -26,7 +26,8 @@ AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".a
 # (segfault, not an error) above 200 kHz, so ogg stops at 192 kHz; wav and flac take any rate melisma reads
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 MAX_OGG_RATE = 192_000
-BLOCK_FRAMES = 1 << 20  # frames decoded at a time, so long files never need a second full copy
+MAX_CHANNELS = 64  # more is not a recording melisma can mix down meaningfully (and bounds a block's memory)
+BLOCK_SAMPLES = 1 << 22  # samples (frames x channels) decoded at a time: a long file never needs a full copy
 
 
 def audio_files_below(folder: Path, recursive: bool = True) -> list[Path]:
@@ -65,6 +66,8 @@ def probe_audio(path: str | os.PathLike) -> AudioInfo:
         raise AudioInputError(f"{p}: not a readable audio file ({_short(exc)})") from None
     if info.frames <= 0:
         raise AudioInputError(f"{p}: contains no audio samples")
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise AudioInputError(f"{p}: {info.channels} channels; melisma reads 1-{MAX_CHANNELS}")
     if not MIN_RATE <= info.samplerate <= MAX_RATE:
         raise AudioInputError(f"{p}: sample rate {info.samplerate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
     return AudioInfo(p, int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
@@ -108,8 +111,9 @@ def _decode_mono(info: AudioInfo, first: int, count: int) -> np.ndarray:
     with sf.SoundFile(str(info.path)) as f:
         f.seek(first)
         remaining = count if count >= 0 else info.frames - first
+        block_frames = max(1, BLOCK_SAMPLES // info.channels)
         while remaining > 0:
-            block = f.read(min(BLOCK_FRAMES, remaining), dtype="float32", always_2d=True)
+            block = f.read(min(block_frames, remaining), dtype="float32", always_2d=True)
             if block.shape[0] == 0:
                 break
             parts.append(block.mean(axis=1, dtype=np.float32))
