@@ -49,3 +49,38 @@ def copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
     return Path(dst)
+
+
+def check_output_folder(folder: str | os.PathLike, what: str = "output", *, make_parents: bool = False) -> Path:
+    """Refuse, before any work is done, a folder melisma could not write into: it (or, when it does not exist
+    yet, its parent; with ``make_parents`` its nearest existing ancestor) must be an existing directory where a
+    file can really be created. The test writes and removes a temporary file, so a read-only mount is seen even
+    by root."""
+    from melisma.errors import MelismaError
+
+    p = Path(folder)
+    probe = p if p.is_dir() else p.parent
+    while make_parents and not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if p.exists() and not p.is_dir():
+        raise MelismaError(f"{p}: {what} folder is a file")
+    if not probe.is_dir():
+        raise MelismaError(f"{p}: cannot write the {what} here: folder {probe} does not exist")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".melisma-probe.", dir=probe)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise MelismaError(f"{p}: cannot write the {what} in {probe} ({exc.strerror or exc})") from None
+    return p
+
+
+def check_output_file(path: str | os.PathLike, what: str = "output") -> Path:
+    """``check_output_folder`` for the folder of the file ``path``, which must not itself be a folder."""
+    from melisma.errors import MelismaError
+
+    p = Path(path)
+    if p.is_dir():
+        raise MelismaError(f"{p}: {what} is a folder, expected a file name")
+    check_output_folder(p.parent, what)
+    return p

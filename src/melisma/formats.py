@@ -107,3 +107,25 @@ def _as_version(raw: Any) -> int | None:
     if isinstance(raw, str) and raw.isdigit():
         return int(raw)
     return None
+
+
+def safetensors_metadata(path: str | os.PathLike, kind: str, *, error: type[MelismaError] = FormatError) -> dict:
+    """The metadata of the safetensors file ``path``, checked to be stamped as ``kind`` (see ``check``).
+
+    Anything that is not a safetensors file (a pickle checkpoint, a truncated download, random bytes), or one
+    without metadata, raises ``error`` with one line instead of safetensors' own exception."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    p, label = Path(path), LABELS[kind]
+    if not p.is_file():
+        raise error(f"{p}: no such {label}")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata()
+    except Exception as exc:  # safetensors raises several types for a file that is not its format
+        raise error(f"{p}: not a melisma {label} (not a safetensors file: {str(exc)[:80]})") from None
+    if not meta:
+        raise error(f"{p}: not a melisma {label} (no metadata)")
+    return dict(meta)

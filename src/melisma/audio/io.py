@@ -22,7 +22,12 @@ MIN_RATE = 8_000
 MAX_RATE = 384_000
 # what melisma reads as audio when it expands a folder (prepare, train, convert, features)
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".opus", ".m4a"})
-BLOCK_FRAMES = 1 << 20  # frames decoded at a time, so long files never need a second full copy
+# output rates each format can hold: MPEG audio has nine; libsndfile's Vorbis encoder crashes the process
+# (segfault, not an error) above 200 kHz, so ogg stops at 192 kHz; wav and flac take any rate melisma reads
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+MAX_OGG_RATE = 192_000
+MAX_CHANNELS = 64  # more is not a recording melisma can mix down meaningfully (and bounds a block's memory)
+BLOCK_SAMPLES = 1 << 22  # samples (frames x channels) decoded at a time: a long file never needs a full copy
 
 
 def audio_files_below(folder: Path, recursive: bool = True) -> list[Path]:
@@ -61,6 +66,8 @@ def probe_audio(path: str | os.PathLike) -> AudioInfo:
         raise AudioInputError(f"{p}: not a readable audio file ({_short(exc)})") from None
     if info.frames <= 0:
         raise AudioInputError(f"{p}: contains no audio samples")
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise AudioInputError(f"{p}: {info.channels} channels; melisma reads 1-{MAX_CHANNELS}")
     if not MIN_RATE <= info.samplerate <= MAX_RATE:
         raise AudioInputError(f"{p}: sample rate {info.samplerate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
     return AudioInfo(p, int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
@@ -104,8 +111,9 @@ def _decode_mono(info: AudioInfo, first: int, count: int) -> np.ndarray:
     with sf.SoundFile(str(info.path)) as f:
         f.seek(first)
         remaining = count if count >= 0 else info.frames - first
+        block_frames = max(1, BLOCK_SAMPLES // info.channels)
         while remaining > 0:
-            block = f.read(min(BLOCK_FRAMES, remaining), dtype="float32", always_2d=True)
+            block = f.read(min(block_frames, remaining), dtype="float32", always_2d=True)
             if block.shape[0] == 0:
                 break
             parts.append(block.mean(axis=1, dtype=np.float32))
@@ -122,12 +130,26 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, sub
     fmt = p.suffix.lstrip(".").upper() or "WAV"
     if fmt not in sf.available_formats():
         raise AudioInputError(f"{p}: unsupported output format '{p.suffix}' (use .wav, .flac, .ogg or .mp3)")
+    check_output_rate(p, sample_rate)
     data = np.asarray(audio, dtype=np.float32)
     if not np.isfinite(data).all():
         raise AudioInputError(f"{p}: refusing to write audio with NaN or infinite samples")
     with atomic_path(p) as tmp:
         sf.write(tmp, np.clip(data, -1.0, 1.0), sample_rate, format=fmt, subtype=subtype)
     return p
+
+
+def check_output_rate(path: str | os.PathLike, sample_rate: int) -> None:
+    """Raise AudioInputError unless a file of ``path``'s format (by suffix) can be written at ``sample_rate``
+    Hz; called before a conversion starts, and by ``save_audio`` itself."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "wav"
+    if fmt == "mp3":
+        ok, allowed = sample_rate in MP3_RATES, ", ".join(str(r) for r in MP3_RATES)
+    else:
+        top = MAX_OGG_RATE if fmt in ("ogg", "oga", "opus") else MAX_RATE
+        ok, allowed = MIN_RATE <= sample_rate <= top, f"{MIN_RATE}-{top}"
+    if not ok:
+        raise AudioInputError(f"{path}: a .{fmt} file cannot be written at {sample_rate} Hz (allowed: {allowed})")
 
 
 def _short(exc: BaseException) -> str:

@@ -46,6 +46,7 @@ def voice_kwargs(args: argparse.Namespace) -> dict:
 
 def plan_outputs(src: Path, dst: Path, fmt: str | None) -> list[tuple[Path, Path]]:
     """(input, output) pairs; refuses to write over an input."""
+    from melisma.atomic import check_output_file, check_output_folder
     from melisma.audio.io import audio_files_below
     from melisma.errors import MelismaError
 
@@ -70,7 +71,21 @@ def plan_outputs(src: Path, dst: Path, fmt: str | None) -> list[tuple[Path, Path
             raise MelismaError(f"{b}: output would overwrite the input")
         if b.suffix.lstrip(".").lower() not in FORMATS:
             raise MelismaError(f"{b}: unsupported output format {b.suffix!r} (use {', '.join(FORMATS)})")
+    if src.is_dir():
+        check_output_folder(dst)
+    else:
+        check_output_file(pairs[0][1])
     return pairs
+
+
+def check_output_options(path: Path, args: argparse.Namespace) -> None:
+    """Refuse options no conversion could honour, before the voice is loaded or any audio converted."""
+    from melisma.audio.constants import SAMPLE_RATE
+    from melisma.audio.io import check_output_rate
+    from melisma.singer.convert import check_convert_options
+
+    check_output_rate(path, args.sample_rate or SAMPLE_RATE)
+    check_convert_options(args.transpose, args.steps, args.sampler, args.chunk_seconds)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from melisma.singer.convert import load_voice
 
     pairs = plan_outputs(Path(args.input), Path(args.output), args.format)
+    check_output_options(pairs[0][1], args)
     voice = load_voice(args.voice, f0=args.f0)
     kwargs = voice_kwargs(args)
     timings: dict[str, dict[str, float]] = {}

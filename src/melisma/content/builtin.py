@@ -134,14 +134,19 @@ class BuiltinContentEncoder(ContentEncoder):
         """Load weights strictly (every key present, none extra, shapes equal); MelismaError otherwise."""
         from safetensors import safe_open
 
+        from melisma.formats import safetensors_metadata
+
         path = Path(path) if path is not None else default_weights_path()
         if not path.is_file():
             raise MelismaError(f"content encoder weights not found: {path}")
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
+        meta = safetensors_metadata(path, "content-weights", error=MelismaError)
         check(_legacy_stamp(meta), "content-weights", path)
-        net = BuiltinNet(BuiltinConfig(**json.loads(meta["config"])))
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        try:
+            net = BuiltinNet(BuiltinConfig(**json.loads(meta["config"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MelismaError(f"{path}: damaged content encoder config ({exc})") from None
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as err:

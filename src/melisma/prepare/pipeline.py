@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from melisma.atomic import check_output_folder
 from melisma.audio.constants import SAMPLE_RATE, TARGET_LUFS
 from melisma.audio.io import AUDIO_SUFFIXES, audio_files_below, load_audio, probe_audio
 from melisma.audio.loudness import normalize_loudness
@@ -212,6 +213,7 @@ def _check_destination(out: Path, files: list[Path], force: bool) -> None:
         raise MelismaError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise MelismaError(f"{out}: folder exists and is not empty (choose another or pass --force)")
+    check_output_folder(out.parent, "dataset", make_parents=True)  # the dataset is built beside it, then renamed
     resolved = out.resolve()
     for f in files:
         if f.exists() and (f.resolve() == resolved or resolved in f.resolve().parents):

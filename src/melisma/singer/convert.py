@@ -209,7 +209,7 @@ class Voice:
         The output lasts exactly as long as the input (round(n * output_sr / sr) samples); ``output_sr``
         defaults to SAMPLE_RATE. Long inputs are converted in chunks cut at silences and crossfaded.
         """
-        _check_options(transpose, steps, sampler, max_chunk_s)
+        check_convert_options(transpose, steps, sampler, max_chunk_s)
         opts = ConvertOptions(transpose, auto_transpose, steps, sampler, singer, max_chunk_s, seed)
         x = _to_project_rate(audio, sr)
         weights = parse_singer_mix(singer if singer else self.default_singer, self.singers)
@@ -227,7 +227,8 @@ class Voice:
         return Conversion(fit_frames(y, want).astype(np.float32), out_sr, shift)
 
 
-def _check_options(transpose: float, steps: int, sampler: str, max_chunk_s: float) -> None:
+def check_convert_options(transpose: float, steps: int, sampler: str, max_chunk_s: float) -> None:
+    """One-line MelismaError for options no conversion can honour (the CLI checks them before loading)."""
     if not math.isfinite(transpose) or abs(transpose) > MAX_TRANSPOSE:
         raise MelismaError(f"transpose {transpose}: must be within +-{MAX_TRANSPOSE:g} semitones")
     if int(steps) != steps or steps < 1 or steps > 200:

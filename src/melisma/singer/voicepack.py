@@ -10,6 +10,7 @@ float16 to keep packs small (a 3 M-parameter pair is ~12 MB) and loaded back as 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,12 @@ from melisma.formats import check, stamp
 from melisma.singer.model import SingerConfig, SingerNet
 
 PACK_SUFFIX = ".melisma"
+# a pack's config may not ask for more than this: the shipped models are ~3 M parameters, so a pack that would
+# make melisma allocate gigabytes is refused before anything is built (each field has its own bound too)
+MAX_PARAMETERS = 200_000_000
+CONFIG_BOUNDS = {"content_dim": (1, 8192), "n_singers": (1, 4096), "n_mels": (1, 512), "hidden": (1, 4096),
+                 "residual_channels": (1, 4096), "layers": (1, 256), "dilation_cycle": (1, 16),
+                 "kernel_size": (1, 63), "prior_layers": (0, 16)}
 
 
 class VoicePackError(MelismaError):
@@ -65,6 +72,34 @@ class VoicePack:
 
     def build_teacher(self) -> SingerNet | None:
         return None if self.teacher is None else _build(self.config, self.teacher, "teacher")
+
+
+def check_config(cfg: SingerConfig, source: str | os.PathLike = "voice pack") -> SingerConfig:
+    """``cfg`` if every size is within ``CONFIG_BOUNDS`` and the network has at most ``MAX_PARAMETERS``
+    (counted on the meta device: nothing allocated); else one-line VoicePackError."""
+    for name, (low, high) in CONFIG_BOUNDS.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise VoicePackError(f"{source}: config {name} = {value!r} is outside {low}..{high}")
+    if not isinstance(cfg.harmonic_template, bool):
+        raise VoicePackError(f"{source}: config harmonic_template = {cfg.harmonic_template!r} is not true/false")
+    if not isinstance(cfg.sigma_data, (int, float)) or not 1e-4 <= cfg.sigma_data <= 10.0:
+        raise VoicePackError(f"{source}: config sigma_data = {cfg.sigma_data!r} is outside 1e-4..10")
+    shapes = expected_shapes(cfg, source)
+    count = sum(math.prod(s) for s in shapes.values())
+    if count > MAX_PARAMETERS:
+        raise VoicePackError(f"{source}: config asks for {count:,} parameters (at most {MAX_PARAMETERS:,})")
+    return cfg
+
+
+def expected_shapes(cfg: SingerConfig, source: str | os.PathLike = "voice pack") -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor of a ``SingerNet(cfg)``, from a network on the meta device (no memory)."""
+    try:
+        with torch.device("meta"):
+            net = SingerNet(cfg)
+    except (ValueError, RuntimeError) as exc:
+        raise VoicePackError(f"{source}: config cannot be built ({exc})") from None
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
 def _build(cfg: SingerConfig, state: dict[str, torch.Tensor], role: str) -> SingerNet:
@@ -114,30 +149,88 @@ def read_header(path: str | os.PathLike) -> dict:
         raise VoicePackError(f"{p}: not a voice pack ({type(exc).__name__})") from None
     try:
         header = json.loads(meta["melisma"])
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, TypeError, RecursionError):
         raise VoicePackError(f"{p}: not a melisma voice pack (no header)") from None
     check(header, "voice", p, error=VoicePackError)  # version 1 differs only in naming weights without a hash
     return header
 
 
 def load_pack(path: str | os.PathLike) -> VoicePack:
-    """Read and check a pack written by ``save_pack``."""
-    from safetensors.torch import load_file
-
+    """Read and check a pack written by ``save_pack``: header, config bounds, then every tensor's name, shape and
+    dtype against the config *before* any weight is read, then finite values. Any mismatch is a one-line
+    VoicePackError."""
     header = read_header(path)
-    tensors = load_file(str(path))
-    student = {k[8:]: v.float() for k, v in tensors.items() if k.startswith("student.")}
-    teacher = {k[8:]: v.float() for k, v in tensors.items() if k.startswith("teacher.")} or None
     try:
-        cfg = SingerConfig.from_dict(header["config"])
-        stats = {k: SingerStats(**v) for k, v in header["stats"].items()}
-        pack = VoicePack(cfg, list(header["singers"]), stats, header["content_encoder"], header["vocoder"],
-                         student, teacher, header.get("info", {}))
-    except (KeyError, TypeError, ValueError) as exc:
+        cfg = check_config(SingerConfig.from_dict(header["config"]), path)
+        singers, stats = _singers_of(header, cfg)
+        content_encoder, vocoder, info = header["content_encoder"], header["vocoder"], header.get("info", {})
+        if not isinstance(content_encoder, str) or not isinstance(vocoder, str) or not isinstance(info, dict):
+            raise TypeError("content_encoder and vocoder must be names, info an object")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise VoicePackError(f"{path}: damaged voice pack header ({exc})") from None
-    if not student:
-        raise VoicePackError(f"{path}: voice pack holds no student weights")
-    return pack
+    student, teacher = _read_weights(Path(path), expected_shapes(cfg, path))
+    return VoicePack(cfg, singers, stats, content_encoder, vocoder, student, teacher, info)
+
+
+def _singers_of(header: dict, cfg: SingerConfig) -> tuple[list[str], dict[str, SingerStats]]:
+    singers = header["singers"]
+    if (not isinstance(singers, list) or not all(isinstance(n, str) for n in singers)
+            or len(set(singers)) != len(singers) or len(singers) != cfg.n_singers):
+        raise ValueError(f"singers must be {cfg.n_singers} distinct names (config n_singers), got "
+                         f"{str(singers)[:80]}")
+    raw = header["stats"]
+    if not isinstance(raw, dict) or set(raw) != set(singers):
+        raise ValueError("stats must name exactly the pack's singers")
+    stats = {k: SingerStats(**v) for k, v in raw.items()}
+    for name, st in stats.items():
+        if not all(isinstance(x, (int, float)) and math.isfinite(x) and 0 <= x < 20_000 for x in vars(st).values()):
+            raise ValueError(f"pitch statistics of {name!r} are not frequencies")
+    return list(singers), stats
+
+
+def _read_weights(path: Path, shapes: dict[str, tuple[int, ...]]
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = list(f.keys())
+            roles = {"student": [k for k in names if k.startswith("student.")],
+                     "teacher": [k for k in names if k.startswith("teacher.")]}
+            stray = [k for k in names if not k.startswith(("student.", "teacher."))]
+            if stray:
+                raise VoicePackError(f"{path}: tensors {stray[:3]} belong to no model of a voice pack")
+            if not roles["student"]:
+                raise VoicePackError(f"{path}: voice pack holds no student weights")
+            out: dict[str, dict[str, torch.Tensor]] = {}
+            for role, keys in roles.items():
+                if keys:
+                    _check_shapes(path, role, {k[len(role) + 1:]: tuple(f.get_slice(k).get_shape()) for k in keys},
+                                  shapes)
+                    out[role] = {k[len(role) + 1:]: f.get_tensor(k) for k in keys}
+    except VoicePackError:
+        raise
+    except Exception as exc:  # safetensors reports a damaged file as several exception types
+        raise VoicePackError(f"{path}: damaged voice pack weights ({type(exc).__name__}: {str(exc)[:120]})") from None
+    for role, state in out.items():
+        for k, v in state.items():
+            if not v.is_floating_point():
+                raise VoicePackError(f"{path}: {role} tensor {k} is {v.dtype}, not floating point")
+            if not torch.isfinite(v).all():
+                raise VoicePackError(f"{path}: {role} tensor {k} holds NaN or infinite values")
+        out[role] = {k: v.float() for k, v in state.items()}
+    return out["student"], out.get("teacher")
+
+
+def _check_shapes(path: Path, role: str, found: dict[str, tuple[int, ...]], want: dict[str, tuple[int, ...]]) -> None:
+    missing, extra = sorted(set(want) - set(found)), sorted(set(found) - set(want))
+    if missing or extra:
+        raise VoicePackError(f"{path}: {role} weights do not match the config (missing {missing[:3]}, unexpected "
+                             f"{extra[:3]})")
+    for k, shape in found.items():
+        if shape != want[k]:
+            raise VoicePackError(f"{path}: {role} tensor {k} has shape {list(shape)}, the config needs "
+                                 f"{list(want[k])}")
 
 
 def select_singers(pack: VoicePack, names: list[str], keep_teacher: bool = False) -> VoicePack:

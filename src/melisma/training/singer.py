@@ -1,7 +1,10 @@
 """Train a voice pack: EDM teacher, then consistency distillation into a one-step student (CoMoSVC scheme).
 
-Resumable: the run folder (``VOICE_FILE.work/``) holds ``checkpoint.safetensors`` (weights, EMA and optimizer
-state, step counters); running the same command again continues from it.  Logs: ``log.jsonl`` always,
+Crash-safe: the run folder (``VOICE_FILE.work/``) holds ``checkpoint.safetensors`` (weights, EMAs, optimiser
+state, phase and step counters, and the generator that draws both data order and noise), rewritten atomically
+every ``checkpoint_every`` steps and at least every ``checkpoint_minutes``; running the same command again
+continues from it and ends with the same weights as a run never interrupted. Data-parallel under ``torchrun``
+(``melisma.training.distributed``).  Logs: ``log.jsonl`` always,
 TensorBoard (with audio previews) when the ``tensorboard`` package is installed.
 """
 
@@ -17,18 +20,19 @@ from pathlib import Path
 
 import torch
 
-from melisma.atomic import atomic_path, write_text_atomic
+from melisma.atomic import atomic_path, check_output_file, write_text_atomic
 from melisma.errors import MelismaError
 from melisma.features.extractor import FeatureExtractor
-from melisma.formats import CURRENT, FormatError, check, stamp
+from melisma.formats import CURRENT, FormatError, check, safetensors_metadata, stamp
 from melisma.identity import identity_matches
 from melisma.paths import BASE_PACK
-from melisma.progress import say
+from melisma.progress import say, set_quiet
 from melisma.singer.consistency import consistency_sample, distillation_loss, ema_update, one_step_loss
 from melisma.singer.convert import default_component
 from melisma.singer.edm import edm_loss
 from melisma.singer.model import SingerConfig, SingerNet, denormalise_mel, masked_mean, prior_loss
 from melisma.singer.voicepack import SingerStats, VoicePack, load_pack, read_header, save_pack
+from melisma.training.distributed import World, join_world
 from melisma.training.singer_data import ClipFeatures, list_clips, load_dataset, sample_batch
 
 CHECKPOINT_VERSION = CURRENT["checkpoint"]  # the only version a run resumes from
@@ -59,6 +63,9 @@ class TrainConfig:
     prior_weight: float = 1.0  # weight of the encoder's prior-mel L1 beside the teacher's EDM loss
     val_every: int = 250
     checkpoint_every: int = 100
+    # and at least this often, whatever the speed: a crash loses at most this much work (not part of the
+    # settings a resumed run must repeat)
+    checkpoint_minutes: float = 2.0
     log_every: int = 25
     patience: int = 4  # validations without improvement before a phase stops early
     # 0 = no time limit; else stop, and write the pack, after this long: the wall time of every run of the command
@@ -76,17 +83,20 @@ class RunState:
     best_val: float = math.inf
     bad_vals: int = 0
     elapsed_s: float = 0.0
+    ran: dict[str, int] = field(default_factory=dict)  # updates that actually ran, per phase (for the pack)
 
 
 class Logger:
     """JSON lines + optional TensorBoard."""
 
-    def __init__(self, folder: Path):
-        self.path = folder / "log.jsonl"
+    def __init__(self, folder: Path, enabled: bool = True):
+        self.path, self.enabled = folder / "log.jsonl", enabled
         # the whole log is rewritten atomically at each row, so a crash never leaves half a line; a resumed
         # run keeps the rows of the runs before it
         self.lines = self.path.read_text().splitlines(keepends=True) if self.path.is_file() else []
         self.tb = None
+        if not enabled:
+            return
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -94,7 +104,19 @@ class Logger:
         except ImportError:
             pass
 
+    def truncate(self, phase: str, step: int) -> None:
+        """Drop the rows logged after the checkpoint a run resumes from (a killed run logged them, then lost
+        the work): the log of a resumed run reads as one run."""
+        order = {"teacher": 0, "distill": 1, "done": 2}
+        here = (order.get(phase, 2), step)
+        keep = [line for line in self.lines if _row_key(line, order) <= here]
+        if len(keep) != len(self.lines) and self.enabled:
+            self.lines = keep
+            write_text_atomic(self.path, "".join(keep))
+
     def scalars(self, phase: str, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
         self.lines.append(json.dumps({"phase": phase, "step": step, "time": time.time(), **values}) + "\n")
         write_text_atomic(self.path, "".join(self.lines))
         if self.tb is not None:
@@ -106,12 +128,23 @@ class Logger:
             self.tb.add_audio(tag, wave.clamp(-1, 1)[None], step, sample_rate=sr)
 
 
+def _row_key(line: str, order: dict[str, int]) -> tuple[int, int]:
+    try:
+        row = json.loads(line)
+        return order.get(row["phase"], 2), int(row["step"])
+    except (ValueError, KeyError, TypeError):
+        return -1, -1
+
+
 class Trainer:
     """Holds teacher (and its weight average), student and its EMA target, the data and the optimizer of the
-    running phase. When the teacher phase ends, the teacher's weights are replaced by their average."""
+    running phase. When the teacher phase ends, the teacher's weights are replaced by their average.
+    With ``world`` of several processes, each draws ``batch_size / world.size`` segments per update and the
+    gradients are averaged (``melisma.training.distributed``)."""
 
     def __init__(self, cfg: TrainConfig, clips: list[ClipFeatures], val: list[ClipFeatures], run_dir: Path,
-                 teacher: SingerNet, student: SingerNet, vocoder=None, student_from_base: bool = False):
+                 teacher: SingerNet, student: SingerNet, vocoder=None, student_from_base: bool = False,
+                 world: World | None = None):
         self.cfg, self.clips, self.val, self.run_dir = cfg, clips, val, run_dir
         self.teacher, self.student = teacher, student
         self.ema = copy.deepcopy(student).requires_grad_(False)
@@ -119,9 +152,10 @@ class Trainer:
         self.vocoder = vocoder
         self.student_from_base = student_from_base  # else the student starts as a copy of the trained teacher
         self.state = RunState()
-        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.world = world = world or World()
+        self.gen = torch.Generator().manual_seed(cfg.seed + world.rank)  # rank 0 of 1: exactly cfg.seed
         self.opt = self._optimizer()
-        self.log = Logger(run_dir)
+        self.log = Logger(run_dir, enabled=world.main)
 
     @property
     def _has_prior(self) -> bool:
@@ -138,7 +172,7 @@ class Trainer:
 
     # --- one update -------------------------------------------------------------------------------------
     def train_step(self) -> float:
-        b = sample_batch(self.clips, self.cfg.batch_size, self.cfg.segment_frames, self.gen,
+        b = sample_batch(self.clips, self.cfg.batch_size // self.world.size, self.cfg.segment_frames, self.gen,
                          self.cfg.loudness_jitter_db)
         w = torch.nn.functional.one_hot(b.singers, self.cfg.model.n_singers).float()
         if self.state.phase == "teacher":
@@ -161,7 +195,8 @@ class Trainer:
                                                                        self.gen)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        params = self.teacher.parameters() if self.state.phase == "teacher" else self.student.parameters()
+        params = list(self.teacher.parameters() if self.state.phase == "teacher" else self.student.parameters())
+        self.world.average_gradients(params)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         self.opt.step()
         if self.state.phase == "distill":
@@ -169,6 +204,7 @@ class Trainer:
         else:
             ema_update(self.teacher_ema, self.teacher, self.cfg.teacher_ema_decay)
         self.state.step += 1
+        self.state.ran[self.state.phase] = self.state.ran.get(self.state.phase, 0) + 1
         return float(loss.detach())
 
     # --- validation ---------------------------------------------------------------------------------------
@@ -225,8 +261,13 @@ class Trainer:
 
     # --- checkpoints ----------------------------------------------------------------------------------------
     def save_checkpoint(self, path: Path) -> None:
+        """Write the whole run state atomically (rank 0; every process's generator is gathered into it). A failed
+        write (full disk) raises a one-line MelismaError and leaves the previous checkpoint as it was."""
         from safetensors.torch import save_file
 
+        gens = self.world.gather(self.gen.get_state())
+        if not self.world.main:
+            return
         tensors = {f"teacher.{k}": v for k, v in self.teacher.state_dict().items()}
         tensors.update({f"student.{k}": v for k, v in self.student.state_dict().items()})
         tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
@@ -234,46 +275,59 @@ class Trainer:
         for pid, st in self.opt.state_dict()["state"].items():
             for k, v in st.items():
                 tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).clone()
-        tensors["rng.gen"] = self.gen.get_state()
-        meta = {**stamp("checkpoint"), "state": asdict(self.state), "config": _config_json(self.cfg)}
-        with atomic_path(path) as tmp:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
-                      metadata={"melisma": json.dumps(meta)})
+        tensors["rng.gen"] = gens[0].clone()  # what a one-process run (and older melisma) reads
+        tensors.update({f"rng.gen.{r}": g for r, g in enumerate(gens)})
+        meta = {**stamp("checkpoint"), "state": asdict(self.state), "config": _config_json(self.cfg),
+                "world_size": self.world.size}
+        try:
+            with atomic_path(path) as tmp:
+                save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
+                          metadata={"melisma": json.dumps(meta)})
+        except OSError as exc:
+            kept = "the previous checkpoint is kept" if path.exists() else "no checkpoint was written yet"
+            raise MelismaError(f"{path}: cannot write the checkpoint at {self.state.phase} step {self.state.step} "
+                               f"({exc.strerror or exc}); {kept}, and the same command resumes from it") from None
 
     def load_checkpoint(self, path: Path) -> None:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads(f.metadata()["melisma"])
-        try:
-            check(meta, "checkpoint", path, oldest=CHECKPOINT_VERSION)
-        except FormatError as exc:
-            raise MelismaError(f"{exc}; use --restart") from None
+        """Resume from ``path``; a file that is not this run's checkpoint is a one-line MelismaError."""
+        meta = read_checkpoint_meta(path)
         if meta["config"] != _config_json(self.cfg):
             raise MelismaError(f"{path}: this run was started with other settings; use the same options, or "
                                "--restart to start over")
-        t = load_file(str(path))
-        for prefix, net in (("teacher.", self.teacher), ("student.", self.student), ("ema.", self.ema),
-                            ("teacher_ema.", self.teacher_ema)):
-            net.load_state_dict({k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}, strict=True)
-        self.state = RunState(**meta["state"])
-        self.gen.set_state(t["rng.gen"])
-        self.opt = self._optimizer()
-        opt_state = self.opt.state_dict()
-        groups: dict[int, dict] = {}
-        for k, v in t.items():
-            if k.startswith("opt."):
-                _, pid, name = k.split(".", 2)
-                groups.setdefault(int(pid), {})[name] = v
-        opt_state["state"] = groups
-        self.opt.load_state_dict(opt_state)
+        t = _checkpoint_tensors(path)
+        try:
+            for prefix, net in (("teacher.", self.teacher), ("student.", self.student), ("ema.", self.ema),
+                                ("teacher_ema.", self.teacher_ema)):
+                net.load_state_dict({k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)},
+                                    strict=True)
+            self.state = RunState(**meta["state"])
+            self.gen.set_state(self._generator_state(t, meta))
+            self.opt = self._optimizer()
+            opt_state = self.opt.state_dict()
+            groups: dict[int, dict] = {}
+            for k, v in t.items():
+                if k.startswith("opt."):
+                    _, pid, name = k.split(".", 2)
+                    groups.setdefault(int(pid), {})[name] = v
+            opt_state["state"] = groups
+            self.opt.load_state_dict(opt_state)
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            raise MelismaError(f"{path}: damaged checkpoint ({str(exc).splitlines()[0][:120]}); use --restart") from None
+        self.log.truncate(self.state.phase, self.state.step)
+
+    def _generator_state(self, t: dict[str, torch.Tensor], meta: dict) -> torch.Tensor:
+        """This process's generator as saved; a process the saving run did not have starts a fresh stream."""
+        if meta.get("world_size", 1) == self.world.size and f"rng.gen.{self.world.rank}" in t:
+            return t[f"rng.gen.{self.world.rank}"]
+        if self.world.rank == 0:
+            return t["rng.gen"]
+        return torch.Generator().manual_seed(self.cfg.seed + self.world.rank + 7919 * self.state.step).get_state()
 
     # --- the loop ---------------------------------------------------------------------------------------------
     def run(self, checkpoint: Path) -> None:
         total = {"teacher": self.cfg.teacher_steps, "distill": self.cfg.distill_steps}
         t0, step0, losses = time.monotonic(), self.state.step, []
-        elapsed0 = self.state.elapsed_s
+        elapsed0, saved_at = self.state.elapsed_s, t0
         try:
             while self.state.phase != "done":
                 if self.state.step >= total[self.state.phase] or self._out_of_time(elapsed0, t0):
@@ -288,9 +342,11 @@ class Trainer:
                     losses = []
                 if s % self.cfg.val_every == 0:
                     self._validate_and_maybe_stop()
-                if s % self.cfg.checkpoint_every == 0:
+                overdue = time.monotonic() - saved_at >= self.cfg.checkpoint_minutes * 60.0
+                if s % self.cfg.checkpoint_every == 0 or self.world.from_main(overdue):
                     self.state.elapsed_s = elapsed0 + time.monotonic() - t0
                     self.save_checkpoint(checkpoint)
+                    saved_at = time.monotonic()
         except KeyboardInterrupt:
             self.state.elapsed_s = elapsed0 + time.monotonic() - t0
             self.save_checkpoint(checkpoint)
@@ -300,10 +356,11 @@ class Trainer:
         self.save_checkpoint(checkpoint)
 
     def _out_of_time(self, elapsed0: float, t0: float) -> bool:
+        """Rank 0's clock decides for every process (no broadcast when there is no time limit)."""
         if self.cfg.max_minutes <= 0:
             return False
         budget = self.cfg.max_minutes * 60.0 * (0.6 if self.state.phase == "teacher" else 1.0)
-        return elapsed0 + time.monotonic() - t0 >= budget
+        return bool(self.world.from_main(elapsed0 + time.monotonic() - t0 >= budget))
 
     def _report(self, losses: list[float], step: int, total: dict[str, int], sec_per_step: float) -> None:
         loss = sum(losses) / max(1, len(losses))
@@ -314,7 +371,7 @@ class Trainer:
         self.log.scalars(self.state.phase, step, {"loss": loss})
 
     def _validate_and_maybe_stop(self) -> None:
-        vals = self.validate()
+        vals = self.world.from_main(self.validate() if self.world.main else None)
         self.log.scalars(self.state.phase, self.state.step, vals)
         say("  validation: " + "  ".join(f"{k} {v:.4f}" for k, v in vals.items()))
         if vals["val_mel_l1"] < self.state.best_val - 1e-4:
@@ -328,7 +385,7 @@ class Trainer:
 
     def _next_phase(self) -> None:
         if self.state.phase == "teacher":
-            self.state = RunState(phase="distill", elapsed_s=self.state.elapsed_s)
+            self.state = RunState(phase="distill", elapsed_s=self.state.elapsed_s, ran=self.state.ran)
             self.teacher.load_state_dict(self.teacher_ema.state_dict())
             if not self.student_from_base:
                 self.student.load_state_dict(self.teacher.state_dict())
@@ -343,7 +400,34 @@ class Trainer:
 def _config_json(cfg: TrainConfig) -> str:
     d = asdict(cfg)
     d.pop("max_minutes")
+    d.pop("checkpoint_minutes")
     return json.dumps(d, sort_keys=True)
+
+
+def read_checkpoint_meta(path: Path) -> dict:
+    """The metadata of a melisma training checkpoint, checked; one-line MelismaError for anything else (a
+    foreign checkpoint, a voice pack, a file without melisma metadata, a damaged or older one)."""
+    try:
+        raw = safetensors_metadata(path, "checkpoint").get("melisma")
+        meta = json.loads(raw) if raw is not None else None
+        check(meta if isinstance(meta, dict) else {}, "checkpoint", path, oldest=CHECKPOINT_VERSION)
+        assert meta is not None
+        if not isinstance(meta.get("state"), dict) or not isinstance(meta.get("config"), str):
+            raise FormatError(f"{path}: training checkpoint without its run state")
+    except (ValueError, RecursionError):
+        raise MelismaError(f"{path}: not a melisma training checkpoint (unreadable metadata); use --restart") from None
+    except FormatError as exc:
+        raise MelismaError(f"{exc}; use --restart") from None
+    return meta
+
+
+def _checkpoint_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises several types for a damaged file
+        raise MelismaError(f"{path}: damaged checkpoint ({str(exc)[:100]}); use --restart") from None
 
 
 def _init_models(cfg: TrainConfig, content_identity: str, content_dim: int
@@ -394,8 +478,14 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     if len(set(names)) != len(names):
         raise MelismaError(f"two datasets have the same singer name: {names}; use NAME=DIR to name them")
     cfg = replace(cfg, model=replace(cfg.model, n_singers=len(datasets)))
+    out = check_output_file(output, "voice pack")  # an unwritable output is refused before any work
     for _, folder in datasets:
         list_clips(folder)  # every dataset must hold audio: fail before anything is written
+    world = join_world()
+    if not world.main:
+        set_quiet(True)  # one process speaks
+    if cfg.batch_size % world.size:
+        raise MelismaError(f"batch size {cfg.batch_size} does not split over {world.size} processes; use a multiple")
     extractor = training_features(content, f0_method, cfg.pitch_shifts, cfg.from_scratch, content_encoder)
     enc = extractor.content_encoder
     identity, dim = str(getattr(enc, "identity", "")), getattr(enc, "dim", None)
@@ -404,25 +494,35 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
             vocoder = default_component("vocoder", "builtin")
         except MelismaError:
             vocoder = None
-    out = Path(output)
     run_dir = out.with_name(out.name + ".work")
-    run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / "checkpoint.safetensors"
-    if restart and checkpoint.exists():
-        checkpoint.unlink()
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.glob(".*.tmp"):  # temporary files of writes a kill -9 interrupted
+            stale.unlink(missing_ok=True)
+        if restart and checkpoint.exists():
+            checkpoint.unlink()
     say(f"features of {len(datasets)} dataset(s)")
     started = time.monotonic()
-    clips, caches = load_dataset(datasets, extractor, fallback_cache=run_dir / "cache", cache_root=feature_cache)
+    if not world.main:
+        world.barrier()  # rank 0 fills the feature cache first; the others then read it
+    clips, caches = load_dataset(datasets, extractor, fallback_cache=run_dir / "cache", cache_root=feature_cache,
+                                 progress=world.main)
+    if world.main:
+        world.barrier()
     say(f"features: {sum(c.hits for c in caches)} clip(s) read from the cache, "
         f"{sum(c.misses for c in caches)} computed")
     train, val = _split(clips)
     cfg, teacher, student, from_base = _init_models(cfg, identity, int(dim or clips[0].content.shape[1]))
-    trainer = Trainer(cfg, train, val, run_dir, teacher, student, vocoder, from_base)
+    world.broadcast_weights(teacher, student)
+    trainer = Trainer(cfg, train, val, run_dir, teacher, student, vocoder, from_base, world)
     if checkpoint.exists():
         trainer.load_checkpoint(checkpoint)
         say(f"resuming at {trainer.state.phase} step {trainer.state.step}")
     trainer.state.elapsed_s += time.monotonic() - started  # max_minutes counts this run's feature extraction
     trainer.run(checkpoint)
+    if not world.main:
+        return out  # rank 0 writes the pack
     stats = {}
     for i, name in enumerate(names):
         f0 = torch.cat([c.f0 for c in clips if c.singer == i]).numpy()
@@ -431,8 +531,16 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     pack = VoicePack(cfg.model, names, stats, identity, getattr(vocoder, "identity", "builtin"),
                      trainer.ema.state_dict(), trainer.teacher.state_dict() if keep_teacher else None,
                      {"trained_seconds_of_audio": round(seconds, 1), "from_base": from_base,
-                      "teacher_steps": cfg.teacher_steps, "distill_steps": cfg.distill_steps})
-    path = save_pack(pack, out)
+                      # the updates that ran (early stop and --max-minutes end a phase before its plan)
+                      "teacher_steps": trainer.state.ran.get("teacher", 0),
+                      "distill_steps": trainer.state.ran.get("distill", 0),
+                      "planned_steps": {"teacher": cfg.teacher_steps, "distill": cfg.distill_steps},
+                      "processes": world.size, "seed": cfg.seed})
+    try:
+        path = save_pack(pack, out)
+    except OSError as exc:
+        raise MelismaError(f"{out}: cannot write the voice pack ({exc.strerror or exc}); the checkpoint in "
+                           f"{run_dir} is kept: the same command writes it again") from None
     say(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return path
 

@@ -189,16 +189,19 @@ def save_builtin(
 
 def load_builtin(path: str | Path | None = None) -> BuiltinVocoder:
     """Load builtin weights strictly (default: the ones shipped in ``melisma/assets/models``)."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
+
+    from melisma.formats import safetensors_metadata
 
     path = Path(path) if path is not None else default_weights_path()
     if not path.is_file():
         raise MelismaError(f"builtin vocoder weights not found: {path}")
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
+    meta = safetensors_metadata(path, "vocoder-weights", error=MelismaError)
     check(meta, "vocoder-weights", path)
-    model = BuiltinVocoder(BuiltinConfig(**json.loads(meta["config"])))
+    try:
+        model = BuiltinVocoder(BuiltinConfig(**json.loads(meta["config"])))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MelismaError(f"{path}: damaged vocoder weights config ({exc})") from None
     state = load_file(str(path))
     expected = model.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))

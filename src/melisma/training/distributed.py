@@ -1,0 +1,98 @@
+"""Data-parallel training over processes started by ``torchrun`` (one machine or many), with torch.distributed.
+
+Every process holds the whole model; each draws its own share of the batch (its own data-order and noise
+generator, seeded ``seed + rank``), computes gradients, and the gradients are averaged across processes with
+one all-reduce per update before the optimiser step (what DistributedDataParallel does, done by hand because a
+step calls the network through several entry points, not one ``forward``). Weights therefore stay identical on
+every process; rank 0 alone validates, writes checkpoints, logs and the pack, and broadcasts its decisions
+(validation figures, early stop, time limits, checkpoint times) so every process takes the same branch.
+
+Without torchrun's environment (``WORLD_SIZE`` unset or 1) everything here is a no-op for one process.
+The trainer runs on the CPU, so the backend is gloo.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from melisma.errors import MelismaError
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+    def average_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
+        """Mean of every parameter's gradient over the processes, in one flat all-reduce."""
+        if not self.active:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def broadcast_weights(self, *nets: torch.nn.Module) -> None:
+        """Rank 0's weights and buffers to every process (identical starts, whatever each built)."""
+        if self.active:
+            for net in nets:
+                for t in net.state_dict().values():
+                    dist.broadcast(t, 0)
+
+    def from_main(self, value: Any) -> Any:
+        """Rank 0's ``value`` (any picklable object) on every process."""
+        if not self.active:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, 0)
+        return box[0]
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every process's ``value``, in rank order, on every process."""
+        if not self.active:
+            return [value]
+        out: list[Any] = [None] * self.size
+        dist.all_gather_object(out, value)
+        return out
+
+
+def join_world() -> World:
+    """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT);
+    ``World()`` for a single process. Safe to call twice."""
+    size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if size <= 1:
+        return World()
+    if not dist.is_available():
+        raise MelismaError("WORLD_SIZE > 1 but this PyTorch has no torch.distributed")
+    if not dist.is_initialized():
+        missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+        if missing:
+            raise MelismaError(f"WORLD_SIZE={size} but {', '.join(missing)} unset: start with torchrun")
+        dist.init_process_group("gloo")
+    return World(dist.get_rank(), dist.get_world_size())
