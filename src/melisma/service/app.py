@@ -115,6 +115,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         length = dict(scope.get("headers", [])).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
+            await _drain(receive, 10 * self.limit)
             return await _too_large(self.limit)(scope, receive, send)
         seen = 0
 
@@ -127,6 +128,17 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+async def _drain(receive, most: int) -> None:
+    """Read (and drop) a refused body, up to ``most`` bytes: a client still sending when the answer comes and the
+    connection closes would see a broken pipe instead of the 413."""
+    seen = 0
+    while seen <= most:
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return
 
 
 def _too_large_text(limit: int) -> str:
@@ -316,7 +328,11 @@ def _evaluate_files(groups: dict[str, list[str]], transpose: float, metrics: tup
 
     result = evaluate_clips(groups["converted"], groups["references"], sources=groups["sources"] or None,
                             transpose=transpose, metrics=metrics)
-    return json.loads(result.to_json())
+    doc = json.loads(result.to_json())
+    for clip in doc["clips"]:  # the upload's name, not where the service kept it
+        clip["clip"] = Path(clip["clip"]).name
+    doc["settings"]["target_refs"] = [Path(p).name for p in doc["settings"].get("target_refs", [])]
+    return doc
 
 
 # --- jobs ----------------------------------------------------------------------------------------------------
