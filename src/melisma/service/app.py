@@ -21,8 +21,6 @@ import ipaddress
 import json
 import shutil
 import tempfile
-import threading
-from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ from melisma import __version__
 from melisma.errors import MelismaError
 from melisma.service.jobs import KINDS, JobStore, new_job_id
 from melisma.service.queue import Busy, WorkQueue
+from melisma.service.voices import VoiceCache, available_voices
 from melisma.service.worker import JobRunner
 
 OUTPUT_FORMATS = {"wav": "audio/wav", "flac": "audio/flac"}
@@ -80,28 +79,6 @@ def check_settings(s: ServiceSettings) -> None:
     for name, value, low in (("workers", s.workers, 1), ("waiting", s.waiting, 0), ("max_jobs", s.max_jobs, 1)):
         if value < low:
             raise MelismaError(f"{name} {value}: must be at least {low}")
-
-
-class VoiceCache:
-    """The last few loaded voices (loading one takes seconds), shared by every worker thread."""
-
-    def __init__(self, size: int = 4):
-        self.size, self.voices, self.lock = size, OrderedDict[tuple[str, str], Any](), threading.Lock()
-
-    def get(self, voice: str, f0: str):
-        from melisma.singer.convert import load_voice
-
-        key = (voice, f0)
-        with self.lock:
-            if key in self.voices:
-                self.voices.move_to_end(key)
-                return self.voices[key]
-        loaded = load_voice(voice, f0=f0)
-        with self.lock:
-            self.voices[key] = loaded
-            while len(self.voices) > self.size:
-                self.voices.popitem(last=False)
-        return loaded
 
 
 class BodyLimit:
@@ -229,15 +206,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 # --- conversion and evaluation -------------------------------------------------------------------------------
 def _conversion_routes(v1: APIRouter, s: ServiceSettings, data: Path, queue: WorkQueue, voices: VoiceCache) -> None:
-    from melisma.service.tasks import resolve_voice, voices_dir
+    from melisma.service.tasks import resolve_voice
 
     @v1.get("/voices", summary="voices to convert with: built-in ones and those trained by this service")
     def list_voices() -> dict[str, Any]:
-        from melisma.singer.convert import builtin_voices
-
-        trained = sorted(p.stem for p in voices_dir(data).glob("*.melisma"))
-        return {"voices": [{"name": n, "kind": "trained"} for n in trained]
-                + [{"name": n, "kind": "builtin"} for n in builtin_voices() if n not in trained]}
+        return {"voices": available_voices(data)}
 
     @v1.post("/convert", summary="convert a vocal to a voice: audio in, audio out",
              response_class=Response, responses={200: {"content": {"audio/wav": {}, "audio/flac": {}}}})
