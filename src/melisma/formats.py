@@ -28,12 +28,13 @@ CURRENT: dict[str, int] = {
     "content-weights": 1,  # builtin content encoder weights (safetensors metadata)
     "features": 2,  # feature cache entries (melisma.features.cache); 2: pieces, content variants
     "corpus": 1,  # corpus.json of a generated corpus (melisma.corpus.manifest)
+    "service-db": 1,  # the job database of ``melisma serve`` / ``melisma ui`` (SQLite, melisma.service.jobs)
 }
 
 LABELS = {"voice": "voice pack", "checkpoint": "training checkpoint", "dataset": "dataset manifest",
           "evaluation": "evaluation result", "timings": "timings file", "vocoder-weights": "vocoder weights file",
           "content-weights": "content encoder weights file", "features": "feature cache entry",
-          "corpus": "corpus manifest"}
+          "corpus": "corpus manifest", "service-db": "service job database"}
 
 # format names written before this scheme; their documents keep the version numbers they had
 LEGACY_NAMES = {"melisma-voice": "voice", "melisma-dataset": "dataset", "melisma-vocoder-builtin": "vocoder-weights",

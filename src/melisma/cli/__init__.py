@@ -16,7 +16,8 @@ from melisma import __version__
 from melisma.errors import MelismaError
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ("demo", "prepare", "corpus", "features", "evaluate", "train", "convert", "cover", "foundation")
+COMMANDS = ("demo", "prepare", "corpus", "features", "evaluate", "train", "convert", "cover", "foundation",
+            "serve", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:

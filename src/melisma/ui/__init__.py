@@ -1,0 +1,1 @@
+"""``melisma ui``: the Gradio web UI (needs the ``ui`` extra)."""
