@@ -84,6 +84,7 @@ def _check_timed(speech) -> None:
     assert ends[-1] > 0.8 * speech.duration  # the timings cover the clip, not a prefix of it
 
 
+@pytest.mark.slow
 @needs_festival
 @needs_flite
 @needs_espeak

@@ -107,7 +107,7 @@ def _manifest(folder, **fields):
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"format_version": 2}, "newer than this melisma reads"),
+    ({"format_version": 3}, "newer than this melisma reads"),
     ({"format_version": "x"}, "no valid format_version"),
     ({"format": 1}, "not a melisma corpus manifest"),  # the old content fallback's own file
     ({"clips": {"a": 1}}, "no list of clips"),
