@@ -55,7 +55,8 @@ class ClipRecord:
     renderer: str = ""  # "tts" (speech) | "world" (WORLD speech-to-singing) | "festival-singing"
     phones: list[str] = field(default_factory=list)  # the synthesiser's own phones, in order (v2)
     phone_ends: list[float] = field(default_factory=list)  # end of each phone, seconds in this clip; [] unknown
-    phone_set: str = ""  # inventory of ``phones`` (melisma.corpus.phones.PHONE_SETS); "" for a v1 clip
+    phone_set: str = ""  # inventory of ``phones`` (melisma.corpus.phones.PHONE_SETS); "" for a v1 clip and for
+    # festival's own singing mode (renderer "festival-singing"), which reports no phones
     time_map: str = ""  # WORLD-sung: .npy of the source speech frame per output frame; "" otherwise
     root: str = field(default="", repr=False, compare=False)  # corpus folder (not stored)
 
