@@ -221,3 +221,14 @@ def test_piper_clip_depends_on_its_seed_alone():
     assert np.array_equal(first.audio, again.audio) and first.phones == again.phones
     assert len(first.audio) != len(other.audio) or not np.array_equal(first.audio, other.audio)
     assert unknown_symbols(first.phones, first.phone_set) == []
+
+
+def test_timed_phones_become_frame_labels():
+    from melisma.corpus.phones import frame_labels, shared_segments
+
+    segs = shared_segments(["#", "k:", "a"], [0.1, 0.3, 0.5], "festival-finnish")
+    assert [p for p, _ in segs] == [SIL, "k", "k", "a"] and np.allclose([e for _, e in segs], [0.1, 0.2, 0.3, 0.5])
+    labels = frame_labels(segs, 7, frame_rate=10.0)  # frames at 0.0, 0.1, ... 0.6 s
+    assert labels == [SIL, "k", "k", "a", "a", SIL, SIL]
+    with pytest.raises(ValueError, match="end times"):
+        shared_segments(["a"], [], "festival-finnish")

@@ -176,3 +176,28 @@ def edit_distance(a: Sequence[str], b: Sequence[str]) -> float:
             cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
         prev = cur
     return prev[-1] / max(len(a), len(b))
+
+
+def shared_segments(phones: Sequence[str], phone_ends: Sequence[float], phone_set: str) -> list[tuple[str, float]]:
+    """Timed phones -> (shared phone, end time s) pairs; a phone that maps to several shared phones (a long
+    consonant, ``ʲ``) splits its span evenly among them.  ``phone_ends`` must hold one time per phone."""
+    if len(phones) != len(phone_ends):
+        raise ValueError(f"{len(phones)} phones but {len(phone_ends)} end times")
+    out: list[tuple[str, float]] = []
+    start = 0.0
+    for symbol, end in zip(phones, phone_ends, strict=True):
+        mapped = to_shared([symbol], phone_set)
+        for k, p in enumerate(mapped, 1):
+            out.append((p, start + (end - start) * k / len(mapped)))
+        start = end
+    return out
+
+
+def frame_labels(segments: Sequence[tuple[str, float]], n_frames: int, frame_rate: float) -> list[str]:
+    """(shared phone, end s) segments -> the phone sounding at each of ``n_frames`` frames (frame t at
+    t / frame_rate s); frames after the last end are ``sil``."""
+    import numpy as np
+
+    ends = np.array([e for _, e in segments], np.float64)
+    idx = np.searchsorted(ends, np.arange(n_frames) / frame_rate, side="right")
+    return [segments[i][0] if i < len(segments) else SIL for i in idx]
