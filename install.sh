@@ -24,8 +24,10 @@ pip --no-deps "pyopenjtalk-plus" "sudachipy"
 #    chromium and its driver, the headless browser the web UI tests drive (no browser download).
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   debs=""
-  if ! command -v espeak-ng >/dev/null || ! command -v text2wave >/dev/null; then
-    debs="espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k"
+  if ! command -v espeak-ng >/dev/null || ! command -v text2wave >/dev/null || ! command -v flite >/dev/null \
+     || [ ! -d /usr/share/festival/voices/czech ]; then
+    debs="espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite festvox-italp16k"
+    debs="$debs festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-czech-dita festvox-czech-machac"
   fi
   if [ "${1:-}" = "--dev" ] && ! command -v chromedriver >/dev/null; then
     debs="$debs chromium chromium-driver"

@@ -37,7 +37,7 @@ def main(n: int = 3) -> None:
         for i in range(1, n + 1):
             rng = np.random.default_rng(i)
             t0 = time.perf_counter()
-            x = speech_at_rate(spec, SENTENCES[spec.language][i], rng)
+            x = speech_at_rate(spec, SENTENCES[spec.language][i], rng).audio
             secs += time.perf_counter() - t0
             audio += len(x) / SAMPLE_RATE
             if i == 1:

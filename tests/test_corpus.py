@@ -47,7 +47,13 @@ def test_voice_ids_parse_blends_and_reject_bad_ids():
     assert spec.parents == ("jf_alpha", "jm_kumo") and spec.weights == pytest.approx((0.7, 0.3))
     assert parse_voice("kokoro:jm_kumo").register == "male"
     assert parse_voice("festival:slt").register == "female" and parse_voice("piper:joe").language == "en"
-    for bad in ("kokoro:jf_alpha+jm_kumo@1.5", "kokoro:nobody", "nope:x", "festival", "kokoro:a+jm_kumo@0.2"):
+    # a voice's language and register come from the voice, not its backend
+    assert [parse_voice(f"festival:{v}").language for v in ("kal", "lp", "mv", "dita")] == ["en", "it", "fi", "cs"]
+    assert [parse_voice(f"festival:{v}").register for v in ("lp", "pc", "lj", "machac")] == ["female", "male"] * 2
+    assert parse_voice("flite:slt").register == "female" and parse_voice("flite:awb").register == "male"
+    assert parse_voice("espeak:cs+f3:p60").language == "cs" and parse_voice("espeak:en-gb+m3").language == "en"
+    for bad in ("kokoro:jf_alpha+jm_kumo@1.5", "kokoro:nobody", "nope:x", "festival", "kokoro:a+jm_kumo@0.2",
+                "festival:nobody", "flite:kal8", "espeak:de+m3", "piper:amy"):
         with pytest.raises(ValueError):
             parse_voice(bad)
 
@@ -89,7 +95,7 @@ def test_world_singing_lands_within_50_cents_of_the_melody():
     from melisma.corpus.singing import analyse, cents_accuracy, sing
 
     rng = np.random.default_rng(0)
-    speech = speech_at_rate(parse_voice("festival:ked"), "The morning light is falling on the hills.", rng)
+    speech = speech_at_rate(parse_voice("festival:ked"), "The morning light is falling on the hills.", rng).audio
     plan = random_melody(np.random.default_rng(1), 8, 45, 64)
     clip = sing(analyse(speech), plan, 0, Expression.random(rng))
     assert len(clip.f0) == n_frames(len(clip.audio))
@@ -131,7 +137,7 @@ def test_build_writes_a_parallel_corpus_that_round_trips(tmp_path):
     clips = build_corpus(tmp_path / "c", voices, clips_per_voice=2, parallel=2, seed=5, short=True)
     assert len(clips) == 4 and {c.voice for c in clips} == set(voices)
     data = json.loads((tmp_path / "c" / "corpus.json").read_text())
-    assert data["format"] == "melisma.corpus" and data["format_version"] == 1 and data["sample_rate"] == SAMPLE_RATE
+    assert data["format"] == "melisma.corpus" and data["format_version"] == 2 and data["sample_rate"] == SAMPLE_RATE
     assert list((tmp_path / "c").rglob(".*.tmp")) == []  # F0, audio and manifest written atomically
     loaded = load_corpus(tmp_path / "c")
     assert [c.to_json() for c in loaded] == [c.to_json() for c in clips]
@@ -228,7 +234,7 @@ def test_blend_voices_differ_from_and_lie_between_their_parents():
     text = "夜空に星が光っている。"
     spectra = {}
     for vid in ("kokoro:jf_alpha", "kokoro:jm_kumo", "kokoro:jf_alpha+jm_kumo@0.5"):
-        spectra[vid] = _mean_log_spectrum(speech_at_rate(parse_voice(vid), text, np.random.default_rng(0)))
+        spectra[vid] = _mean_log_spectrum(speech_at_rate(parse_voice(vid), text, np.random.default_rng(0)).audio)
     a, b, mix = spectra.values()
     d_ab, d_am, d_bm = (float(np.sqrt(np.mean((x - y) ** 2))) for x, y in ((a, b), (a, mix), (b, mix)))
     assert d_am > 0.1 and d_bm > 0.1  # a new voice, not a copy of either parent

@@ -107,7 +107,7 @@ def _manifest(folder, **fields):
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"format_version": 2}, "newer than this melisma reads"),
+    ({"format_version": 3}, "newer than this melisma reads"),
     ({"format_version": "x"}, "no valid format_version"),
     ({"format": 1}, "not a melisma corpus manifest"),  # the old content fallback's own file
     ({"clips": {"a": 1}}, "no list of clips"),
@@ -135,7 +135,7 @@ def test_written_manifests_carry_the_format_name_and_old_ones_still_read(tmp_pat
     f0 = np.full(22050 // 512 + 1, 110.0, np.float32)
     folder = write_clips(tmp_path / "c", [("espeak:en+f3", tone, f0)])
     data = json.loads((folder / "corpus.json").read_text())
-    assert data["format"] == FORMAT and data["format_version"] == 1
+    assert data["format"] == FORMAT and data["format_version"] == 2
     (rec,) = load_corpus(folder)
     assert rec.has_f0 and rec.voice_dir == folder.resolve() / "audio" / "espeak-en-f3"
     assert rec.load_f0(50).shape == (50,) and rec.load_f0(50)[-1] == 0 and rec.load_f0(3).tolist() == [110.0] * 3

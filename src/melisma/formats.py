@@ -27,7 +27,8 @@ CURRENT: dict[str, int] = {
     "vocoder-weights": 1,  # builtin vocoder weights (safetensors metadata)
     "content-weights": 1,  # builtin content encoder weights (safetensors metadata)
     "features": 2,  # feature cache entries (melisma.features.cache); 2: pieces, content variants
-    "corpus": 1,  # corpus.json of a generated corpus (melisma.corpus.manifest)
+    "corpus": 2,  # corpus.json of a generated corpus (melisma.corpus.manifest); 2: clips carry phones, phone end
+    # times, their phone set and (WORLD-sung) a time map; version-1 manifests still load (no phones)
     "service-db": 1,  # the job database of ``melisma serve`` / ``melisma ui`` (SQLite, melisma.service.jobs)
 }
 

@@ -14,7 +14,11 @@ def register(subparsers) -> None:
     b.add_argument("-o", "--out", required=True, help="corpus folder (created; an existing corpus is extended)")
     b.add_argument("--voices", nargs="+", metavar="ID",
                    help="voice ids, e.g. kokoro:jf_alpha kokoro:jf_alpha+jm_kumo@0.3 piper:joe festival:kal "
-                        "espeak:en+f3:p60 (default: a mix of 12 training voices, unless --espeak is given)")
+                        "festival:lp flite:rms espeak:en+f3:p60 (default: a mix of 12 training voices, unless "
+                        "--espeak or --all-voices is given)")
+    b.add_argument("--all-voices", action="store_true",
+                   help="also every trainable offline voice family: kokoro and 10 blends, piper, festival and "
+                        "festvox it/fi/cs, flite, 12 espeak-ng voices across languages")
     b.add_argument("--espeak", type=int, default=0, metavar="N",
                    help="also N espeak-ng voices (accent x variant x pitch), e.g. for the content encoder")
     b.add_argument("--clips-per-voice", type=int, default=10, metavar="N", help="clips per voice (default 10)")
@@ -33,7 +37,7 @@ def register(subparsers) -> None:
 
 def build(args: argparse.Namespace) -> int:
     from melisma.corpus.builder import build_corpus
-    from melisma.corpus.voices import default_voices, espeak_voices, parse_voice
+    from melisma.corpus.voices import all_offline_voices, default_voices, espeak_voices, parse_voice
     from melisma.progress import say
 
     if args.clips_per_voice < 1:
@@ -42,8 +46,9 @@ def build(args: argparse.Namespace) -> int:
         raise MelismaError("--parallel must be at least 1")
     if args.espeak < 0:
         raise MelismaError("--espeak must not be negative")
-    voices = args.voices or ([] if args.espeak else default_voices(12))
+    voices = args.voices or ([] if args.espeak or args.all_voices else default_voices(12))
     voices = voices + espeak_voices(args.espeak, args.seed)
+    voices = list(dict.fromkeys(voices + (all_offline_voices(seed=args.seed) if args.all_voices else [])))
     for v in voices:
         try:
             parse_voice(v)

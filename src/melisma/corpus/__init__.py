@@ -4,6 +4,7 @@
     clips = load_corpus("data/corpus-starter")      # list[ClipRecord]: the one reader, version checked
     train, held_out = split_clips(clips)
     audio, f0 = clips[0].load_audio(), clips[0].load_f0()   # 44.1 kHz; (n // 512 + 1,) Hz
+    clips[0].phones, clips[0].phone_ends, clips[0].shared_phones  # front-end phones, their ends (s), shared set
 
 Build one with ``melisma corpus build -o DIR`` or ``build_corpus``. Training recipes read theirs with
 ``trainable_clips``, which refuses held-out voices.

@@ -17,6 +17,7 @@ import numpy as np
 
 from melisma.atomic import atomic_path
 from melisma.audio.constants import FRAME_RATE, SAMPLE_RATE, TARGET_LUFS
+from melisma.corpus.backends import Speech
 from melisma.corpus.manifest import MANIFEST, ClipRecord, load_corpus, write_manifest
 from melisma.corpus.melody import Expression, MelodyPlan, fit_register, random_melody
 from melisma.corpus.texts import pick_text
@@ -62,32 +63,53 @@ def soft_limit(y: np.ndarray, knee: float = 0.7, ceiling: float = PEAK_LIMIT) ->
     return out
 
 
-def trim_silence(audio: np.ndarray, sr: int, threshold_db: float = -45.0) -> np.ndarray:
-    """Drop leading/trailing samples quieter than ``threshold_db`` below the peak, keeping 0.1 s pads."""
+def trim_bounds(audio: np.ndarray, sr: int, threshold_db: float = -45.0) -> tuple[int, int]:
+    """(start, end) samples of ``audio`` without its leading/trailing parts quieter than ``threshold_db`` below
+    the peak, keeping 0.1 s pads."""
     peak = float(np.abs(audio).max()) if len(audio) else 0.0
     if peak == 0.0:
-        return audio
+        return 0, len(audio)
     loud = np.flatnonzero(np.abs(audio) > peak * 10 ** (threshold_db / 20))
     pad = int(EDGE_PAD_S * sr)
-    return audio[max(0, loud[0] - pad): loud[-1] + pad]
+    return max(0, int(loud[0]) - pad), min(len(audio), int(loud[-1]) + pad)
 
 
-def speech_at_rate(spec: VoiceSpec, text: str, rng: np.random.Generator) -> np.ndarray:
-    """Spoken ``text`` by ``spec`` at 44.1 kHz, trimmed, float32."""
+def trim_silence(audio: np.ndarray, sr: int, threshold_db: float = -45.0) -> np.ndarray:
+    """``audio`` cut to ``trim_bounds``."""
+    start, end = trim_bounds(audio, sr, threshold_db)
+    return audio[start:end]
+
+
+def speech_at_rate(spec: VoiceSpec, text: str, rng: np.random.Generator) -> Speech:
+    """Spoken ``text`` by ``spec`` at 44.1 kHz, trimmed, float32; its phone timings moved with the trim."""
     import soxr
 
-    audio, sr = synthesize_speech(spec, text, rng)
-    if len(audio) < sr // 4:
+    said = synthesize_speech(spec, text, rng)
+    if len(said.audio) < said.sr // 4:
         raise ValueError(f"{spec.voice_id} produced no audio for {text!r}")
-    audio = soxr.resample(audio.astype(np.float32), sr, SAMPLE_RATE) if sr != SAMPLE_RATE else audio
-    return trim_silence(np.asarray(audio, np.float32), SAMPLE_RATE)
+    audio = said.audio.astype(np.float32)
+    audio = soxr.resample(audio, said.sr, SAMPLE_RATE) if said.sr != SAMPLE_RATE else audio
+    audio = np.asarray(audio, np.float32)
+    start, end = trim_bounds(audio, SAMPLE_RATE)
+    return said.with_audio(audio[start:end], SAMPLE_RATE, start / SAMPLE_RATE)
+
+
+# vowel letters of the Latin-script languages; a run of them is one syllable nucleus (diphthongs included)
+VOWEL_LETTERS = {"it": "aeiouàèéìíòóù", "fi": "aeiouyäö", "cs": "aeiouyáéěíóúůý"}
 
 
 def n_notes_for(text: str, language: str, rng: np.random.Generator) -> int:
-    """Roughly one note per syllable (ja: ~0.6 per character; en: ~1 per 4.5 letters), 4..14 notes."""
-    letters = sum(c.isalnum() for c in text)
-    per = 0.6 if language == "ja" else 1 / 4.5
-    return int(np.clip(round(letters * per * rng.uniform(0.8, 1.1)), 4, 14))
+    """Roughly one note per syllable, 4..14 notes. ja: ~0.6 per character (a mora per kana, kanji read as
+    ~2); en: ~1 per 4.5 letters; it, fi, cs: one per run of vowel letters (their spelling is phonemic; Czech
+    syllabic r/l without a vowel are rare in these texts)."""
+    if language in VOWEL_LETTERS:
+        vowels = VOWEL_LETTERS[language]
+        low = text.lower()
+        count = float(sum(c in vowels and (i == 0 or low[i - 1] not in vowels) for i, c in enumerate(low)))
+    else:
+        per = 0.6 if language == "ja" else 1 / 4.5
+        count = sum(c.isalnum() for c in text) * per
+    return int(np.clip(round(count * rng.uniform(0.8, 1.1)), 4, 14))
 
 
 @dataclass
@@ -160,12 +182,14 @@ class CorpusBuilder:
             return
         rng = np.random.default_rng([self.opt.seed, group.index, sum(spec.voice_id.encode())])
         t0 = time.perf_counter()
-        speech = normalise_loudness(speech_at_rate(spec, group.text, rng))
+        said = speech_at_rate(spec, group.text, rng)
+        speech = normalise_loudness(said.audio)
         params = singing.analyse(speech)
         t_speech = time.perf_counter() - t0
+        phones: dict = {"phones": list(said.phones), "phone_set": said.phone_set}
         if "speech" in self.opt.kinds and ids["speech"] not in self.ids:
             self.save(ids["speech"], spec, group, "speech", speech, params.f0, "harvest", t_speech,
-                      renderer="tts")
+                      renderer="tts", phone_ends=list(said.phone_ends or ()), **phones)
         if "sung" in self.opt.kinds and ids["sung"] not in self.ids:
             t1 = time.perf_counter()
             shift = fit_register(group.plan, *RANGES[spec.register])
@@ -175,9 +199,13 @@ class CorpusBuilder:
             if acc < self.opt.min_f0_accuracy:
                 return
             melody = [[n.midi, n.start_s, n.dur_s] for n in clip.notes]
+            ends = sung_phone_ends(said, clip.source_frames, len(audio) / SAMPLE_RATE)
+            rel_map = f"timemap/{spec.slug}/{ids['sung']}.npy"
+            save_npy(self.folder / rel_map, clip.source_frames.astype(np.int32))
             self.save(ids["sung"], spec, group, "sung", audio, clip.f0, "melody",
                       time.perf_counter() - t1 + t_speech, melody=melody, key=group.plan.key,
-                      bpm=round(group.plan.bpm, 2), f0_accuracy=round(acc, 4), renderer="world")
+                      bpm=round(group.plan.bpm, 2), f0_accuracy=round(acc, 4), renderer="world",
+                      phone_ends=ends, time_map=rel_map, **phones)
         if self.opt.native_singing and "sung" in self.opt.kinds:
             self.render_native(group, spec)
 
@@ -231,10 +259,24 @@ class CorpusBuilder:
         self.counts[spec.voice_id] += 1
 
 
-def save_f0(path: Path, f0: np.ndarray) -> None:
-    """Write (T,) F0 in Hz as float32 .npy atomically (a killed build leaves no half-written track)."""
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` as .npy atomically (a killed build leaves no half-written file)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, np.asarray(f0, np.float32))
+        np.save(fh, array)
+
+
+def save_f0(path: Path, f0: np.ndarray) -> None:
+    """Write (T,) F0 in Hz as float32 .npy atomically."""
+    save_npy(path, np.asarray(f0, np.float32))
+
+
+def sung_phone_ends(said: Speech, source_frames: np.ndarray, duration: float) -> list[float]:
+    """The speech's phone end times carried through a WORLD-sung clip's time map ([] without timings)."""
+    from melisma.corpus.singing import map_times
+
+    if said.phone_ends is None:
+        return []
+    return [min(t, round(duration, 4)) for t in map_times(said.phone_ends, source_frames)]
 
 
 def build_corpus(folder: str | Path, voices: Sequence[str], clips_per_voice: int = 10,

@@ -1,8 +1,11 @@
-"""On-disk corpus format: ``corpus.json`` plus FLAC audio and .npy true-F0 files, all paths relative.
+"""On-disk corpus format: ``corpus.json`` plus FLAC audio and .npy true-F0 / time-map files, all paths relative.
 
-corpus.json = {"format": "melisma.corpus", "format_version": 1, "sample_rate": 44100, "hop_size": 512,
+corpus.json = {"format": "melisma.corpus", "format_version": 2, "sample_rate": 44100, "hop_size": 512,
                "target_lufs": -20.0, "clips": [ClipRecord as dict, ...]}
-F0 files hold float32 (n // 512 + 1,) Hz for a clip of n samples, 0 = unvoiced.
+F0 files hold float32 (n // 512 + 1,) Hz for a clip of n samples, 0 = unvoiced.  Time maps (WORLD-sung clips)
+hold int32 (n // 512 + 1,): for each frame of the sung clip, the frame of the spoken rendition it was made from.
+Version 2 added ``phones``, ``phone_ends``, ``phone_set`` and ``time_map``; version-1 manifests load with them
+empty.
 ``load_corpus`` is the one reader: every consumer (training recipes, benchmarks) goes through it.
 """
 
@@ -27,7 +30,12 @@ MANIFEST = "corpus.json"
 
 @dataclass
 class ClipRecord:
-    """One clip. ``melody``: [[midi, start_s, dur_s], ...] for sung clips (empty for speech)."""
+    """One clip. ``melody``: [[midi, start_s, dur_s], ...] for sung clips (empty for speech).
+
+    ``phones`` come from the synthesiser's front end (``to_shared(phones, phone_set)`` maps them onto the shared
+    inventory); ``phone_ends`` has one non-decreasing time per phone within ``[0, duration]`` when the front
+    end gives timings (festival, flite; WORLD-sung clips carry them through their time map).
+    """
 
     id: str
     path: str  # FLAC, relative to the corpus folder
@@ -45,6 +53,11 @@ class ClipRecord:
     f0_accuracy: float | None = None  # sung: share of frames where harvest lands within 50 cents of f0
     synth_seconds: float = 0.0  # wall time spent making this clip
     renderer: str = ""  # "tts" (speech) | "world" (WORLD speech-to-singing) | "festival-singing"
+    phones: list[str] = field(default_factory=list)  # the synthesiser's own phones, in order (v2)
+    phone_ends: list[float] = field(default_factory=list)  # end of each phone, seconds in this clip; [] unknown
+    phone_set: str = ""  # inventory of ``phones`` (melisma.corpus.phones.PHONE_SETS); "" for a v1 clip and for
+    # festival's own singing mode (renderer "festival-singing"), which reports no phones
+    time_map: str = ""  # WORLD-sung: .npy of the source speech frame per output frame; "" otherwise
     root: str = field(default="", repr=False, compare=False)  # corpus folder (not stored)
 
     @property
@@ -70,6 +83,19 @@ class ClipRecord:
         from melisma.audio.io import load_audio
 
         return load_audio(self.audio_path)[0]
+
+    @property
+    def shared_phones(self) -> list[str]:
+        """``phones`` in the shared inventory (``melisma.corpus.phones.SHARED_PHONES``); [] for a v1 clip."""
+        from melisma.corpus.phones import to_shared
+
+        return to_shared(self.phones, self.phone_set) if self.phone_set else []
+
+    def load_time_map(self) -> np.ndarray:
+        """(T,) int32: source speech frame of each frame of this sung clip (T = len(load_f0()))."""
+        if not self.time_map:
+            raise MelismaError(f"clip {self.id} has no time map (only WORLD-sung clips of a v2 corpus do)")
+        return np.load(Path(self.root) / self.time_map).astype(np.int32)
 
     def load_f0(self, frames: int | None = None) -> np.ndarray:
         """(n // 512 + 1,) float32 true F0 in Hz, 0 = unvoiced; cut or zero-padded to ``frames`` if given."""

@@ -8,11 +8,12 @@ voiced frames only; WORLD resynthesises. The imposed F0 is the clip's true F0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from melisma.audio.constants import FRAME_PERIOD_MS, HOP_SIZE, SAMPLE_RATE
+from melisma.audio.constants import FRAME_PERIOD_MS, FRAME_RATE, HOP_SIZE, SAMPLE_RATE
 from melisma.corpus.melody import Expression, MelodyPlan, Note, f0_curve
 
 SPEECH_F0_MIN, SPEECH_F0_MAX = 60.0, 800.0  # Hz, the range WORLD analyses the synthetic speech in
@@ -32,6 +33,7 @@ class SungClip:
     audio: np.ndarray  # (n,) float32 at 44.1 kHz, n = (T - 1) * HOP_SIZE
     f0: np.ndarray  # (T,) float32 true F0 in Hz on the shared grid, 0 = unvoiced
     notes: list[Note]
+    source_frames: np.ndarray  # (T,) int: the speech frame each output frame was made from (``time_map``)
 
 
 def analyse(audio: np.ndarray, sr: int = SAMPLE_RATE) -> WorldParams:
@@ -101,7 +103,18 @@ def sing(
     y = pw.synthesize(np.ascontiguousarray(f0), sp, ap, sr, FRAME_PERIOD_MS)
     n = (len(src) - 1) * HOP_SIZE
     y = np.pad(y, (0, max(0, n - len(y))))[:n]
-    return SungClip(y.astype(np.float32), f0.astype(np.float32), notes)
+    return SungClip(y.astype(np.float32), f0.astype(np.float32), notes, src.astype(np.int32))
+
+
+def map_times(ends_s: Sequence[float], source_frames: np.ndarray) -> list[float]:
+    """Times in the speech (seconds) -> times in the sung clip made through ``source_frames`` (``time_map``).
+
+    A time t ends after every output frame whose source frame lies before t; the map is non-decreasing, so
+    the result is too, within [0, len(source_frames) / FRAME_RATE].
+    """
+    src = np.asarray(source_frames)
+    pos = np.searchsorted(src, np.asarray(ends_s, np.float64) * FRAME_RATE, side="left")
+    return [round(float(p) / FRAME_RATE, 4) for p in pos]
 
 
 def cents_accuracy(true_f0: np.ndarray, measured_f0: np.ndarray, tolerance: float = 50.0) -> tuple[float, int]:

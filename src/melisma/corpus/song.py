@@ -158,7 +158,7 @@ def sing_song(plan: SongPlan, voice: str, texts: list[str], seed: int = 0) -> tu
     notes_out: list = []
     rng = np.random.default_rng(seed)
     for i, (phrase, text) in enumerate(zip(plan.phrases, texts, strict=True)):
-        clip = sing(analyse(speech_at_rate(spec, text, rng)), phrase, 0, Expression.random(rng))
+        clip = sing(analyse(speech_at_rate(spec, text, rng).audio), phrase, 0, Expression.random(rng))
         # place the clip so its first note starts on the phrase's first downbeat, on a frame boundary
         shift_frames = int(round((plan.phrase_start_s(i) - clip.notes[0].start_s) * FRAME_RATE))
         _add(vocal, clip.audio.astype(np.float64), shift_frames * HOP_SIZE / SR, 1.0)

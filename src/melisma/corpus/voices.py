@@ -4,8 +4,12 @@ Grammar (backend ``:`` name):
   ``kokoro:jf_alpha``                one of the five Kokoro Japanese voices
   ``kokoro:jf_alpha+jm_kumo@0.3``    blend (1-w)*A + w*B of two style tables, w in (0, 1)
   ``piper:joe``                      Piper en_US-joe-medium
-  ``festival:slt|kal|ked``           festival text2wave voices
-  ``espeak:en+f3[:pPITCH][:sSPEED]`` espeak-ng voice, variant, pitch 0-99, speed wpm
+  ``festival:slt|kal|ked``           festival's English voices
+  ``festival:lp|pc|lj|mv|dita|machac`` the festvox Italian, Finnish and Czech voices
+  ``flite:awb|rms|slt|kal16``        flite's CMU ARCTIC voices (and its kal diphone voice)
+  ``espeak:en+f3[:pPITCH][:sSPEED]`` espeak-ng voice, variant, pitch 0-99, speed wpm; also it, fi, cs voices
+
+A voice's language and register (the octave it sings in) come from the voice, not its backend.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BACKENDS = ("kokoro", "piper", "festival", "espeak")
-LANGUAGE = {"kokoro": "ja", "piper": "en", "festival": "en", "espeak": "en"}
+from melisma.corpus.backends import Speech
+
+BACKENDS = ("kokoro", "piper", "festival", "flite", "espeak")
+LANGUAGES = ("ja", "en", "it", "fi", "cs")  # those melisma.corpus.texts has sentences for
 # Singing range (MIDI, low..high) by register; a melody is shifted by octaves to fit the voice.
 RANGES = {"female": (57, 76), "male": (45, 64)}
 
@@ -33,7 +39,18 @@ class VoiceSpec:
 
     @property
     def language(self) -> str:
-        return LANGUAGE[self.backend]
+        """The language the voice reads ("ja", "en", "it", "fi", "cs")."""
+        if self.backend == "kokoro":
+            return "ja"
+        if self.backend == "festival":
+            from melisma.corpus.backends.festival import VOICES
+
+            return VOICES[self.name].language
+        if self.backend == "espeak":
+            from melisma.corpus.backends.espeak import language
+
+            return language(self.name)
+        return "en"  # piper joe, flite
 
     @property
     def register(self) -> str:
@@ -42,7 +59,13 @@ class VoiceSpec:
             male = sum(w for p, w in zip(self.parents, self.weights, strict=True) if p.startswith("jm_"))
             return "male" if male > 0.5 else "female"
         if self.backend == "festival":
-            return "female" if self.name == "slt" else "male"
+            from melisma.corpus.backends.festival import VOICES
+
+            return VOICES[self.name].register
+        if self.backend == "flite":
+            from melisma.corpus.backends.flite import VOICES as FLITE
+
+            return FLITE[self.name]
         if self.backend == "espeak":
             return "female" if "+f" in self.name else "male"
         return "male"
@@ -62,7 +85,7 @@ def parse_voice(voice_id: str) -> VoiceSpec:
     if not sep or backend not in BACKENDS or not name:
         raise ValueError(f"bad voice id '{voice_id}': expected BACKEND:NAME with BACKEND in {', '.join(BACKENDS)}")
     if backend != "kokoro":
-        return VoiceSpec(voice_id, backend, name)
+        return _checked(VoiceSpec(voice_id, backend, name))
     from melisma.corpus.backends.kokoro import VOICES
 
     parents: tuple[str, ...]
@@ -85,13 +108,35 @@ def parse_voice(voice_id: str) -> VoiceSpec:
     return VoiceSpec(voice_id, backend, name, parents, weights)
 
 
+def _checked(spec: VoiceSpec) -> VoiceSpec:
+    """``spec`` when its backend knows the name and has texts in its language, else ValueError."""
+    known: dict[str, tuple[str, ...]] = {}
+    if spec.backend == "festival":
+        from melisma.corpus.backends.festival import VOICES as FESTIVAL
+
+        known["festival"] = tuple(FESTIVAL)
+    elif spec.backend == "flite":
+        from melisma.corpus.backends.flite import VOICES as FLITE
+
+        known["flite"] = tuple(FLITE)
+    elif spec.backend == "piper":
+        known["piper"] = ("joe",)
+    if spec.backend in known and spec.name not in known[spec.backend]:
+        raise ValueError(f"unknown {spec.backend} voice '{spec.name}' in '{spec.voice_id}' "
+                         f"(choose from {', '.join(known[spec.backend])})")
+    if spec.language not in LANGUAGES:
+        raise ValueError(f"'{spec.voice_id}' reads '{spec.language}', which has no texts "
+                         f"(languages: {', '.join(LANGUAGES)})")
+    return spec
+
+
 def backend_module(backend: str):
     """The module implementing ``backend`` (imported lazily: each pulls heavy packages)."""
     return importlib.import_module(f"melisma.corpus.backends.{backend}")
 
 
-def synthesize_speech(spec: VoiceSpec, text: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """Speak ``text`` with ``spec`` -> (audio float32 (n,), its own sample rate)."""
+def synthesize_speech(spec: VoiceSpec, text: str, rng: np.random.Generator) -> Speech:
+    """Speak ``text`` with ``spec`` -> Speech: audio float32 (n,) at its own rate, and its front end's phones."""
     return backend_module(spec.backend).synthesize(spec, text, rng)
 
 
@@ -133,3 +178,51 @@ def espeak_voices(count: int, seed: int = 0) -> list[str]:
     combos = [f"espeak:{a}+{v}:p{p}" for a in ESPEAK_ACCENTS for v in ESPEAK_VARIANTS for p in ESPEAK_PITCHES]
     order = np.random.default_rng(seed).permutation(len(combos))
     return [combos[i] for i in order[:count]]
+
+
+# espeak-ng voices of the other languages with texts; their variants are the same table's
+ESPEAK_OTHER_LANGUAGES = ("it", "fi", "cs")
+FESTIVAL_VOICES = ("slt", "kal", "ked", "lp", "pc", "lj", "mv", "dita", "machac")
+FLITE_VOICES = ("awb", "rms", "slt", "kal16")
+
+
+def kokoro_blends(count: int, seed: int = 0) -> list[str]:
+    """``count`` distinct kokoro blends that leak no held-out voice: every allowed parent pair (in a seeded
+    order) at weight 0.3, then every pair at 0.7, then 0.5, 0.2, 0.8 — so no two blends are near twins."""
+    from melisma.corpus.backends.kokoro import VOICES
+    from melisma.corpus.heldout import near_held_out
+
+    pairs = [(a, b) for i, a in enumerate(VOICES) for b in VOICES[i + 1:]]
+    pairs = [pairs[i] for i in np.random.default_rng(seed).permutation(len(pairs))]
+    blends = [blend_id(a, b, w) for w in (0.3, 0.7, 0.5, 0.2, 0.8) for a, b in pairs]
+    return [v for v in blends if not near_held_out(v)][:count]
+
+
+def multilingual_espeak_voices(count: int, seed: int = 0) -> list[str]:
+    """``count`` distinct espeak-ng voices, a quarter of them (rounded up) reading it, fi or cs in turn, the
+    rest English accents (``espeak_voices``)."""
+    n_other = -(-count // 4)
+    rng = np.random.default_rng([seed, 1])
+    others: list[str] = []
+    combos = [f"espeak:{lang}+{v}:p{p}" for lang in ESPEAK_OTHER_LANGUAGES for v in ESPEAK_VARIANTS
+              for p in ESPEAK_PITCHES]
+    by_lang = {lang: [c for c in combos if c.startswith(f"espeak:{lang}+")] for lang in ESPEAK_OTHER_LANGUAGES}
+    picks = {lang: [by_lang[lang][i] for i in rng.permutation(len(by_lang[lang]))] for lang in by_lang}
+    for i in range(n_other):
+        lang = ESPEAK_OTHER_LANGUAGES[i % len(ESPEAK_OTHER_LANGUAGES)]
+        others.append(picks[lang][i // len(ESPEAK_OTHER_LANGUAGES)])
+    return espeak_voices(count - n_other, seed) + others
+
+
+def all_offline_voices(n_blends: int = 10, n_espeak: int = 12, seed: int = 0) -> list[str]:
+    """Every offline voice family that may be trained on: the trainable kokoro voices plus ``n_blends`` blends,
+    piper joe, festival's English and festvox it/fi/cs voices, flite's ARCTIC voices and ``n_espeak`` espeak-ng
+    voices across languages.  Held-out voices, and voices that are a held-out speaker under another backend
+    (flite kal16 is festival kal), are left out: a corpus of these passes ``trainable_clips``."""
+    from melisma.corpus.backends.kokoro import VOICES
+    from melisma.corpus.heldout import near_held_out
+
+    fixed = [f"kokoro:{v}" for v in VOICES] + ["piper:joe"]
+    fixed += [f"festival:{v}" for v in FESTIVAL_VOICES] + [f"flite:{v}" for v in FLITE_VOICES]
+    voices = fixed + kokoro_blends(n_blends, seed) + multilingual_espeak_voices(n_espeak, seed)
+    return [v for v in voices if not near_held_out(v)]

