@@ -103,6 +103,14 @@ def test_training_progress_gives_the_eta_from_the_pace():
     assert p["eta_s"] == pytest.approx(20.0) and len(p["losses"]) == 5
 
 
+def test_training_jobs_log_at_least_20_times_a_phase_or_as_often_as_asked():
+    from melisma.service.tasks import train_config
+
+    assert train_config({"teacher_steps": 100}).log_every == 5
+    assert train_config({"teacher_steps": 100000}).log_every == 25
+    assert train_config({"teacher_steps": 100000, "log_every": 2}).log_every == 2
+
+
 # --- one service for the request tests -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
@@ -252,3 +260,100 @@ def test_a_training_job_survives_a_killed_service_and_its_voice_converts(tmp_pat
         assert status == 200 and sf.info(io.BytesIO(out)).duration == pytest.approx(1.0, abs=0.01)
     finally:
         svc.stop()
+
+
+# --- prepare, cover and cancel as jobs over HTTP ---------------------------------------------------------------
+def song_bytes(phrases: tuple[float, ...], pause: float, seed: int = 0) -> tuple[bytes, float]:
+    """A synthetic song (sung phrases over a drum loop) as 16-bit WAV bytes, and its duration in seconds."""
+    from melisma.prepare.synthetic import SAMPLE_RATE, synthetic_song
+
+    mix = synthetic_song(phrases, pause=pause, seed=seed).mix
+    buf = io.BytesIO()
+    sf.write(buf, mix, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    return buf.getvalue(), mix.size / SAMPLE_RATE
+
+
+def start_job(service: Service, kind: str, params: dict, files: list[tuple[str, str, bytes]]) -> str:
+    status, _, body = service.post_form("/v1/jobs", {"kind": kind, "params": json.dumps(params)}, files)
+    assert status == 202, body[:300]
+    doc = json.loads(body)
+    assert doc["kind"] == kind and doc["state"] == "queued"
+    return doc["id"]
+
+
+def finished(job: dict) -> bool:
+    return job["state"] in ("done", "failed", "cancelled")
+
+
+@pytest.mark.slow
+@needs_server
+def test_a_prepare_job_keeps_clips_that_can_be_fetched(service):
+    song, _ = song_bytes((3.0, 3.5), pause=1.0)
+    job_id = start_job(service, "prepare", {"separate": "dsp"}, [("files", "song.wav", song)])
+    job = wait_for(service, job_id, finished, timeout_s=180)
+    assert job["state"] == "done", job["error"]
+    result = job["result"]
+    kept = [c for c in result["clips"] if c["status"] == "kept"]
+    assert len(kept) >= 1 and result["totals"]["usable_minutes"] > 0 and "usable audio:" in result["report"]
+    status, _, body = service.request("GET", f"/v1/jobs/{job_id}/files/{result['dataset']}/manifest.json")
+    assert status == 200
+    manifest = json.loads(body)
+    assert manifest["format"] == "melisma.dataset" and manifest["clips"] == result["clips"]
+    for clip in kept:
+        status, _, body = service.request("GET", f"/v1/jobs/{job_id}/files/{result['dataset']}/{clip['path']}")
+        assert status == 200, clip
+        audio, sr = sf.read(io.BytesIO(body))
+        assert sr == 44100 and audio.ndim == 1 and abs(audio.size / sr - clip["duration_s"]) < 0.01
+        assert np.sqrt(np.mean(audio**2)) > 0.01
+    status, _, body = service.request("GET", f"/v1/jobs/{job_id}/files/{result['dataset']}/clips/nothing.wav")
+    assert status == 404 and "has no file" in error_of(body)
+
+
+@pytest.mark.slow
+@needs_server
+def test_a_cover_job_sings_the_song_with_a_builtin_voice(service):
+    song, seconds = song_bytes((2.0,), pause=0.5, seed=1)
+    job_id = start_job(service, "cover", {"voice": VOICE, "separate": "dsp"}, [("files", "song.wav", song)])
+    job = wait_for(service, job_id, finished, timeout_s=180)
+    assert job["state"] == "done", job["error"]
+    assert job["result"]["cover"] == "cover.wav" and job["progress"]["fraction"] == 1.0
+    status, headers, body = service.request("GET", f"/v1/jobs/{job_id}/files/cover.wav")
+    assert status == 200
+    cover, sr = sf.read(io.BytesIO(body))
+    assert abs(cover.shape[0] / sr - seconds) < 0.01 and np.isfinite(cover).all()
+    assert np.sqrt(np.mean(cover**2)) > 0.01
+    for stem in job["result"]["stems"]:
+        status, _, body = service.request("GET", f"/v1/jobs/{job_id}/files/{stem}")
+        assert status == 200 and abs(sf.info(io.BytesIO(body)).duration - seconds) < 0.01, stem
+
+
+def worker_alive(pid: int) -> bool:
+    try:
+        return b"melisma.service.worker" in open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@needs_server
+def test_cancelling_a_running_training_job_stops_its_worker(service, tmp_path):
+    from melisma.service.jobs import JobStore
+
+    write_clip(tmp_path / "c.wav", seconds=2.5)
+    params = {"name": "never", "teacher_steps": 100000, "distill_steps": 10, "batch_size": 2, "pitch_shifts": [],
+              "checkpoint_every": 1000, "log_every": 2}
+    job_id = start_job(service, "train", params, [("files", "c.wav", (tmp_path / "c.wav").read_bytes())])
+    job = wait_for(service, job_id, lambda j: finished(j) or j["progress"].get("step", 0) >= 2, timeout_s=180)
+    assert job["state"] == "running", job["error"]
+    pid = JobStore(service.data_dir).get(job_id).pid
+    assert pid and worker_alive(pid)
+    status, _, body = service.request("POST", f"/v1/jobs/{job_id}/cancel")
+    assert status == 200 and json.loads(body)["cancel_requested"] is True
+    job = wait_for(service, job_id, finished, timeout_s=60)
+    assert job["state"] == "cancelled" and job["error"] is None and job["progress"]["step"] < 100000
+    assert not worker_alive(pid)
+    assert "interrupted: checkpoint saved" in (service.data_dir / "jobs" / job_id / "log.txt").read_text()
+    assert not (service.data_dir / "voices" / "never.melisma").exists()
+    status, health = service.get_json("/healthz")
+    assert status == 200 and health["jobs_unfinished"] == 0
+    assert {"name": "never", "kind": "trained"} not in service.get_json("/v1/voices")[1]["voices"]

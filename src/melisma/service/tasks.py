@@ -65,11 +65,13 @@ def run_prepare(job_dir: Path, params: dict[str, Any], data_dir: Path, progress:
 
 
 # --- train -------------------------------------------------------------------------------------------------
-TRAIN_OPTIONS = ("teacher_steps", "distill_steps", "batch_size", "max_minutes", "seed", "checkpoint_every")
+TRAIN_OPTIONS = ("teacher_steps", "distill_steps", "batch_size", "max_minutes", "seed", "checkpoint_every",
+                 "log_every")
 
 
 def train_config(params: dict[str, Any]):
-    """The TrainConfig of a job's parameters; losses logged about 20 times a phase so progress moves."""
+    """The TrainConfig of a job's parameters; losses logged every ``log_every`` steps (25 unless given) and at
+    least about 20 times a phase, so progress moves."""
     from melisma.training.singer import TrainConfig
 
     cfg = TrainConfig()
