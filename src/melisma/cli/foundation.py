@@ -94,7 +94,9 @@ def _register_singer(stages: argparse._SubParsersAction) -> None:
                                       "folder) is a singer. "
                                       "Interrupt any time; the same command resumes.")
     p.add_argument("corpus", metavar="CORPUS")
-    p.add_argument("--run", required=True, metavar="DIR", help="run folder (RUN/base.melisma + checkpoints)")
+    p.add_argument("--run-dir", "--run", dest="run", required=True, metavar="DIR",
+                   help="run folder (DIR/base.melisma + checkpoints); under torchrun write --run-dir (torchrun "
+                        "takes --run for its own --run-path)")
     p.add_argument("--teacher-steps", type=int, default=10_000)
     p.add_argument("--distill-steps", type=int, default=3_000)
     p.add_argument("--max-minutes", type=float, default=55.0, help="stop after this long and write the pack")

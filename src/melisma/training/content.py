@@ -33,6 +33,7 @@ from melisma.content.perturb import PerturbConfig, perturb_magnitude
 from melisma.corpus import ClipRecord, trainable_clips
 from melisma.features.mel import LOG_FLOOR, magnitude_stft, mel_basis
 from melisma.features.pitch import model_pitch
+from melisma.training.distributed import refuse_world
 
 
 @dataclass(frozen=True)
@@ -176,8 +177,10 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
 
     ``log``: JSON lines of the losses, one per ``cfg.log_every`` steps, rewritten atomically each time (this
     run's rows only: an older file is replaced).
-    Raises MelismaError before training when a corpus is unreadable or holds a held-out voice.
+    Raises MelismaError before training when a corpus is unreadable or holds a held-out voice, or when started
+    as several processes (this recipe is not data-parallel).
     """
+    refuse_world("the content-encoder recipe")
     clips = trainable_clips(corpora)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)

@@ -505,11 +505,11 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     say(f"features of {len(datasets)} dataset(s)")
     started = time.monotonic()
     if not world.main:
-        world.barrier()  # rank 0 fills the feature cache first; the others then read it
+        world.barrier(patient=True)  # rank 0 fills the feature cache first (however long); the others then read it
     clips, caches = load_dataset(datasets, extractor, fallback_cache=run_dir / "cache", cache_root=feature_cache,
                                  progress=world.main)
     if world.main:
-        world.barrier()
+        world.barrier(patient=True)
     say(f"features: {sum(c.hits for c in caches)} clip(s) read from the cache, "
         f"{sum(c.misses for c in caches)} computed")
     train, val = _split(clips)

@@ -26,6 +26,7 @@ from melisma.corpus import ClipRecord, load_corpus, trainable_clips
 from melisma.errors import MelismaError
 from melisma.features.mel import log_mel
 from melisma.features.pitch import model_pitch
+from melisma.training.distributed import refuse_world
 from melisma.vocoder.builtin import BuiltinConfig, BuiltinVocoder, load_builtin, save_builtin
 
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop) of the spectral losses
@@ -140,8 +141,10 @@ def train_vocoder(
     ``out/best.safetensors`` whenever the held-out mel L1 improves (training mel L1 without held-out dirs).
 
     Returns the path of the best weights. ``max_seconds`` stops early (wall clock) after a checkpoint.
-    Raises MelismaError before anything is written when a training corpus holds a held-out voice.
+    Raises MelismaError before anything is written when a training corpus holds a held-out voice, or when
+    started as several processes (this recipe is not data-parallel).
     """
+    refuse_world("the vocoder recipe")
     records = trainable_clips(corpus_dirs)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
