@@ -74,12 +74,27 @@ def wait_until(fn, timeout_s: float = 90.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def click(element, timeout_s: float = 60.0) -> None:
+    """Click as a person would: wait while Gradio's loading overlay still covers the element."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            element.click()
+            return
+        except ElementClickInterceptedException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def open_tab(driver, label: str) -> None:
     from selenium.webdriver.common.by import By
 
     tab = wait_until(lambda: [t for t in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]")
                               if t.text.startswith(label)], what=f"tab {label}")[0]
-    tab.click()
+    click(tab)
     time.sleep(0.8)
 
 
@@ -97,13 +112,13 @@ def test_convert_in_the_browser_plays_the_output_and_every_tab_renders(ui, brows
     browser.find_element(By.CSS_SELECTOR, "#convert-input input[type=file]").send_keys(str(clip))
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#convert-input button[aria-label=Play]"),
                what="the uploaded clip's player")
-    browser.find_element(By.ID, "convert-button").click()
+    click(browser.find_element(By.ID, "convert-button"))
     link = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#convert-output a[download]"),
                       what="the converted audio")[0]
     with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as r:
         info = sf.info(io.BytesIO(r.read()))
     assert info.samplerate == 44100 and info.duration == pytest.approx(1.5, abs=0.01)
-    browser.find_element(By.CSS_SELECTOR, "#convert-output button[aria-label=Play]").click()
+    click(browser.find_element(By.CSS_SELECTOR, "#convert-output button[aria-label=Play]"))
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#convert-output button[aria-label=Pause]")
                or "0:01" in browser.find_element(By.ID, "convert-output").text, 10, "the output to play")
     SHOTS.mkdir(parents=True, exist_ok=True)
