@@ -61,3 +61,18 @@ def write_clip(path, seconds=2.0, f0=220.0, sr=SAMPLE_RATE):
     audio = sum(0.3 / k * np.sin(k * phase) for k in range(1, 6)).astype(np.float32)
     sf.write(str(path), audio, sr)
     return audio
+
+
+def write_dataset(folder, n_clips: int):
+    """A prepared-dataset folder of ``n_clips`` 1 s tones (200, 240, ... Hz) with its stamped manifest.json."""
+    import json
+
+    from melisma.formats import stamp
+
+    (folder / "clips").mkdir(parents=True)
+    clips = []
+    for i in range(n_clips):
+        write_clip(folder / "clips" / f"c{i}.flac", 1.0, 200.0 + 40 * i)
+        clips.append({"path": f"clips/c{i}.flac", "duration": 1.0})
+    (folder / "manifest.json").write_text(json.dumps({**stamp("dataset"), "clips": clips}))
+    return folder

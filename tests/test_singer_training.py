@@ -6,9 +6,8 @@ import json
 
 import pytest
 import torch
-from singer_standins import TINY, StandInEncoder, StandInVocoder, write_clip
+from singer_standins import TINY, StandInEncoder, StandInVocoder, write_dataset
 
-from melisma.formats import stamp
 from melisma.singer.voicepack import load_pack
 from melisma.training import singer as training
 from melisma.training.singer import TrainConfig, train_voice
@@ -16,14 +15,7 @@ from melisma.training.singer import TrainConfig, train_voice
 
 @pytest.fixture
 def dataset(tmp_path):
-    folder = tmp_path / "alto"
-    (folder / "clips").mkdir(parents=True)
-    clips = []
-    for i in range(3):
-        write_clip(folder / "clips" / f"c{i}.flac", 1.0, 200.0 + 40 * i)
-        clips.append({"path": f"clips/c{i}.flac", "duration": 1.0})
-    (folder / "manifest.json").write_text(json.dumps({**stamp("dataset"), "clips": clips}))
-    return folder
+    return write_dataset(tmp_path / "alto", 3)
 
 
 def test_train_interrupt_resume_and_pack(tmp_path, dataset, monkeypatch):

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from singer_standins import TINY, StandInEncoder, StandInVocoder, write_clip
+from singer_standins import TINY, StandInEncoder, StandInVocoder, write_dataset
 
 from melisma.errors import MelismaError
-from melisma.formats import stamp
 from melisma.singer.voicepack import load_pack
 from melisma.training import singer as training
 from melisma.training.singer import TrainConfig, read_checkpoint_meta, train_voice
@@ -29,14 +28,7 @@ RUN = {"teacher_steps": 40, "distill_steps": 30}
 
 @pytest.fixture
 def dataset(tmp_path):
-    folder = tmp_path / "alto"
-    (folder / "clips").mkdir(parents=True)
-    clips = []
-    for i in range(4):
-        write_clip(folder / "clips" / f"c{i}.flac", 1.0, 200.0 + 40 * i)
-        clips.append({"path": f"clips/c{i}.flac", "duration": 1.0})
-    (folder / "manifest.json").write_text(json.dumps({**stamp("dataset"), "clips": clips}))
-    return folder
+    return write_dataset(tmp_path / "alto", 4)
 
 
 def _train(dataset, out, **overrides):

@@ -4,7 +4,6 @@ recipe train data-parallel, rank 0 alone writes; the content and vocoder recipes
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import subprocess
@@ -13,11 +12,10 @@ from pathlib import Path
 
 import pytest
 from corpus_standins import trainable_copy
-from singer_standins import write_clip
+from singer_standins import write_dataset
 
 import melisma
 from melisma.cli import main
-from melisma.formats import stamp
 from melisma.singer.voicepack import load_pack, read_header
 
 
@@ -39,19 +37,9 @@ def _half_written(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.startswith(".") or ".tmp" in p.name or p.name.endswith("~")]
 
 
-def _dataset(folder: Path) -> Path:
-    (folder / "clips").mkdir(parents=True)
-    clips = []
-    for i in range(4):
-        write_clip(folder / "clips" / f"c{i}.flac", 1.0, 200.0 + 40 * i)
-        clips.append({"path": f"clips/c{i}.flac", "duration": 1.0})
-    (folder / "manifest.json").write_text(json.dumps({**stamp("dataset"), "clips": clips}))
-    return folder
-
-
 @pytest.mark.slow
 def test_melisma_train_under_torchrun_writes_one_pack_from_rank_0(tmp_path):
-    dataset = _dataset(tmp_path / "alto")
+    dataset = write_dataset(tmp_path / "alto", 4)
     done = _torchrun("train", str(dataset), "-o", "alto.melisma", "--teacher-steps", "2", "--distill-steps", "1",
                      "--from-scratch", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -44,12 +44,14 @@ class FeatureCache:
         self.cache_dir = Path(cache_dir)
         self.extractor = extractor
         self.max_piece_s = float(max_piece_s)
+        # taken once: the content identity hashes the encoder's weights, which a cache's lifetime does not change
+        self._settings = {**extractor.settings(), "max_piece_s": self.max_piece_s}
         self.hits = 0
         self.misses = 0
 
     def settings(self) -> dict[str, Any]:
         """Everything besides the audio that determines an entry."""
-        return {**self.extractor.settings(), "max_piece_s": self.max_piece_s}
+        return self._settings
 
     def key(self, audio_path: Path) -> str:
         blob = json.dumps({"audio": file_digest(audio_path), **self.settings()}, sort_keys=True)

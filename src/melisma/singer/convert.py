@@ -172,7 +172,7 @@ class Voice:
         n = audio.shape[0]
         t = n_frames(n)
         x = np.ascontiguousarray(audio, dtype=np.float32)
-        content = self.features.content(x, shifts=())[:1]  # (1, C, T): the clip itself, no shifted variant
+        content = self.features.content(x, shifts=())  # (1, C, T): the clip itself, no shifted variant
         f0_t = torch.from_numpy(fit_frames(f0, t))[None]
         loud = torch.from_numpy(self.features.loudness(x))[None]
         net = self._net(options)
