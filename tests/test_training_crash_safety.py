@@ -164,7 +164,7 @@ def test_two_gloo_processes_under_torchrun_train_like_one(tmp_path, dataset, mon
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(RUNNER), str(dataset), str(ddp),
            json.dumps(RUN)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[:4000] + "\n...\n" + done.stderr[-1500:]
     a, b = _vals(tmp_path / "one.melisma.work"), _vals(tmp_path / "two.melisma.work")
     assert [x[:2] for x in a] == [x[:2] for x in b]
     for (phase, step, one), (_, _, two) in zip(a, b, strict=True):

@@ -53,6 +53,15 @@ class World:
             else:
                 dist.barrier()
 
+    def leave(self) -> None:
+        """Wait until every process is done (rank 0 has written its files), then close the process group, so no
+        process exits while another is still inside a collective (a gloo peer that vanishes mid-operation aborts
+        the others)."""
+        if self.active and dist.is_initialized():
+            self.barrier(patient=True)
+            dist.destroy_process_group()
+            _PATIENT.clear()
+
     def _on_device(self, t: torch.Tensor) -> torch.Tensor:
         return t if self.device == "cpu" else t.to(self.device)
 
@@ -120,6 +129,12 @@ def join_world() -> World:
     if "group" not in _PATIENT:
         _PATIENT["group"] = dist.new_group(backend="gloo", timeout=timedelta(hours=12))
     return World(dist.get_rank(), dist.get_world_size(), device, _PATIENT["group"])
+
+
+def is_main_process() -> bool:
+    """Whether this is rank 0 of a torchrun launch, or a single process (read from the environment, so it holds
+    after the process group is closed)."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
 
 
 def refuse_world(recipe: str) -> None:

@@ -522,7 +522,8 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     trainer.state.elapsed_s += time.monotonic() - started  # max_minutes counts this run's feature extraction
     trainer.run(checkpoint)
     if not world.main:
-        return out  # rank 0 writes the pack
+        world.leave()  # waits while rank 0 writes the pack
+        return out
     stats = {}
     for i, name in enumerate(names):
         f0 = torch.cat([c.f0 for c in clips if c.singer == i]).numpy()
@@ -539,8 +540,10 @@ def train_voice(datasets: list[tuple[str, Path]], output: str | os.PathLike, cfg
     try:
         path = save_pack(pack, out)
     except OSError as exc:
+        world.leave()
         raise MelismaError(f"{out}: cannot write the voice pack ({exc.strerror or exc}); the checkpoint in "
                            f"{run_dir} is kept: the same command writes it again") from None
+    world.leave()
     say(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return path
 

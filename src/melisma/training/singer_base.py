@@ -12,7 +12,7 @@ from melisma.atomic import copy_atomic
 from melisma.corpus import trainable_clips
 from melisma.errors import MelismaError
 from melisma.paths import ASSETS
-from melisma.training.distributed import join_world
+from melisma.training.distributed import is_main_process
 from melisma.training.singer import TrainConfig, train_voice
 
 
@@ -34,7 +34,7 @@ def train_base(corpus: str | Path, run_dir: str | Path, cfg: TrainConfig | None 
     # the features are cached in the run folder: a recipe writes nothing into its corpus
     base = train_voice([(p.name, p) for p in folders], Path(run_dir) / "base.melisma", cfg, content=content,
                        feature_cache=Path(run_dir) / "features")
-    if ship is not None and join_world().main:  # under torchrun, rank 0 alone wrote the pack and ships it
+    if ship is not None and is_main_process():  # under torchrun, rank 0 alone wrote the pack and ships it
         copy_atomic(base, ship)
     return base
 
