@@ -7,8 +7,14 @@
    that has parallel renditions; a hit when the lowest-cost clip has the same text (parallel_group).
    Chance = 1 / candidates. Also reported: the same under a +5 semitone pitch / +15 % formant WORLD shift
    of the query (content should survive what a singer change does).
+3. Same text, other voice: mean DTW cost between renditions of one text by two voices, over the mean cost
+   between different texts by two voices (lower is better: 1.0 means the content does not tell texts apart).
+4. Phone error rate (``--phones``): a linear CTC probe over SHARED_PHONES fitted on frozen content of clips of
+   the TRAINING corpus (``--train-corpus``, trainable voices only), then greedy-decoded on the held-out corpus;
+   PER = edit distance / reference phones. For weights with a phone head, its own PER too.
 
-    python benchmarks/content_probe.py [--corpus DIR] [--weights FILE] [--json OUT]
+    python benchmarks/content_probe.py [--corpus DIR] [--weights FILE] [--name builtin|phonetic] [--phones]
+        [--json OUT]
 """
 
 from __future__ import annotations
@@ -95,11 +101,94 @@ def retrieval(queries: list[np.ndarray], feats: list[np.ndarray], voices: list[s
     return float(np.mean(hits)), float(np.mean(chance))
 
 
+def text_distance(feats: list[np.ndarray], voices: list[str], groups: list[str]) -> float:
+    """Mean DTW cost of same-text pairs of two voices over that of different-text pairs of two voices."""
+    same, other = [], []
+    for i in range(len(feats)):
+        for j in range(i + 1, len(feats)):
+            if voices[i] != voices[j] and groups[i] and groups[j] and groups[i].split("/")[0] == groups[j].split("/")[0]:
+                (same if groups[i] == groups[j] else other).append(dtw_cost(feats[i], feats[j]))
+    return float(np.mean(same) / np.mean(other)) if same and other else float("nan")
+
+
+def edit_distance(a: list[int], b: list[int]) -> int:
+    """Levenshtein distance between two label sequences."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def greedy_ctc(logits: np.ndarray) -> list[int]:
+    """(T, P) logits -> labels: argmax per frame, repeats merged, blanks (0) dropped."""
+    best = logits.argmax(-1)
+    return [int(k) for i, k in enumerate(best) if k != 0 and (i == 0 or k != best[i - 1])]
+
+
+def per(logits: list[np.ndarray], targets: list[np.ndarray]) -> float:
+    """Phone error rate of greedy CTC decoding over all clips."""
+    errors = sum(edit_distance(greedy_ctc(lg), t.tolist()) for lg, t in zip(logits, targets, strict=True))
+    return errors / max(1, sum(len(t) for t in targets))
+
+
+def fit_ctc_probe(feats: list[np.ndarray], targets: list[np.ndarray], steps: int = 600) -> torch.nn.Linear:
+    """A linear (C -> blank + SHARED_PHONES) layer fitted with CTC on frozen (C, T) features."""
+    from melisma.corpus.phones import SHARED_PHONES
+
+    torch.manual_seed(0)
+    probe = torch.nn.Linear(feats[0].shape[0], len(SHARED_PHONES) + 1)
+    opt = torch.optim.Adam(probe.parameters(), lr=3e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        pick = rng.choice(len(feats), size=16)
+        x = [torch.from_numpy(feats[i].T) for i in pick]
+        padded = torch.nn.utils.rnn.pad_sequence(x)  # (T, B, C)
+        logp = probe(padded).log_softmax(-1)
+        loss = torch.nn.functional.ctc_loss(
+            logp, torch.from_numpy(np.concatenate([targets[i] for i in pick])), torch.tensor([len(v) for v in x]),
+            torch.tensor([len(targets[i]) for i in pick]), zero_infinity=True)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return probe
+
+
+def phone_figures(enc: BuiltinContentEncoder, train_corpus: Path, held: list, held_feats: list[np.ndarray],
+                  n_train: int = 400) -> dict:
+    """PER of a linear CTC probe (fitted on ``train_corpus``) and of the encoder's own head on held-out clips."""
+    from melisma.corpus import trainable_clips
+    from melisma.training.content import phone_targets
+
+    clips = trainable_clips([train_corpus])
+    rng = np.random.default_rng(1)
+    clips = [clips[i] for i in rng.permutation(len(clips))[:n_train]]
+    feats, targets = [], []
+    for clip in clips:
+        x, _ = load_audio(clip.audio_path)
+        feats.append(enc(torch.from_numpy(0.5 * x / max(1e-4, float(np.abs(x).max()))))[0].numpy())
+        targets.append(phone_targets(clip))
+    probe = fit_ctc_probe(feats, targets)
+    held_targets = [phone_targets(c) for c in held]
+    with torch.no_grad():
+        logits = [probe(torch.from_numpy(f.T)).numpy() for f in held_feats]
+    out = {"per_linear_probe": per(logits, held_targets), "probe_train_clips": len(clips)}
+    if enc.net.phone_head is not None:
+        with torch.no_grad():
+            own = [enc.net.phone_logits(torch.from_numpy(f)[None])[0].numpy() for f in held_feats]
+        out["per_own_head"] = per(own, held_targets)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = Path("data/corpus-heldout")
     p.add_argument("--corpus", type=Path, default=default if default.is_dir() else Path("data/content-espeak-heldout"))
     p.add_argument("--weights", type=Path, default=None, help="builtin weights (default: shipped)")
+    p.add_argument("--name", default="builtin", help="builtin (v1) or phonetic (v2): which shipped weights")
+    p.add_argument("--phones", action="store_true", help="also the phone error rate (see 4.)")
+    p.add_argument("--train-corpus", type=Path, default=Path("data/corpus-hours"), help="fits the PER probe")
     p.add_argument("--max-clips", type=int, default=400)
     p.add_argument("--shifted-per-voice", type=int, default=4, help="queries per voice given a WORLD shift")
     p.add_argument("--json", type=Path, default=Path("data/content-probe.json"))
@@ -107,7 +196,7 @@ def main() -> None:
     torch.set_num_threads(1)
     t0 = time.time()
     clips = load_corpus(a.corpus)[: a.max_clips]
-    enc = BuiltinContentEncoder.load(a.weights)
+    enc = BuiltinContentEncoder.load(a.weights, a.name)
     feats = {"mel": [], "content": [], "content_prevq": []}
     shifted = {"mel": [], "content": []}
     voices, groups = [], []
@@ -130,7 +219,8 @@ def main() -> None:
             shifted["mel"].append(None)
             shifted["content"].append(None)
     res: dict = {"corpus": str(a.corpus), "clips": len(clips), "voices": len(set(voices)),
-                 "chance_speaker": 1 / len(set(voices)), "weights": str(a.weights or "shipped")}
+                 "chance_speaker": 1 / len(set(voices)), "weights": str(a.weights or "shipped"),
+                 "identity": enc.identity}
     for name, fs in feats.items():
         wins = [window_means(f, m) for f, m in zip(fs, feats["mel"], strict=True)]
         res[f"speaker_acc_{name}"] = speaker_probe(wins, voices)
@@ -140,6 +230,10 @@ def main() -> None:
         q_groups = [g if s is not None else "" for s, g in zip(shifted[name], groups, strict=True)]
         q = [s if s is not None else f for s, f in zip(shifted[name], feats[name], strict=True)]
         res[f"retrieval_shifted_{name}"] = retrieval(q, feats[name], voices, groups, q_groups)[0]
+    for name in ("mel", "content"):
+        res[f"same_text_distance_{name}"] = text_distance(feats[name], voices, groups)
+    if a.phones:
+        res.update(phone_figures(enc, a.train_corpus, clips, feats["content"]))
     res["seconds"] = round(time.time() - t0, 1)
     print(json.dumps(res, indent=1))
     a.json.parent.mkdir(parents=True, exist_ok=True)

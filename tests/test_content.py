@@ -164,3 +164,80 @@ def test_training_log_is_rewritten_whole_every_log_every_steps(tmp_path):
     assert [r["step"] for r in rows] == [2, 4] and summary["steps"] == 4 and summary["voices"] == 3
     assert all(np.isfinite(r["recon"]) for r in rows)
     assert list(tmp_path.glob(".*.tmp")) == []
+
+
+def _phonetic_corpus(tmp_path, sine_clip):
+    """Two voices x two clips, each with phones (the tone's 'la la' in espeak IPA)."""
+    from dataclasses import replace
+
+    from corpus_standins import write_clips
+
+    from melisma.corpus import load_corpus
+    from melisma.corpus.manifest import write_manifest
+
+    base = sine_clip[0]
+    clips = [(voice, (np.roll(base, 3000 * k) * (0.3 + 0.2 * k)).astype(np.float32), None)
+             for voice in ("espeak:en+m3", "espeak:en+f3") for k in range(2)]
+    folder = write_clips(tmp_path / "corpus", clips)
+    write_manifest(folder, [replace(c, phones=["l", "ˈa", "l", "aː"], phone_set="espeak-ipa")
+                            for c in load_corpus(folder)])
+    return folder
+
+
+def test_phone_targets_map_onto_the_shared_inventory(tmp_path, sine_clip):
+    from melisma.corpus import load_corpus
+    from melisma.corpus.phones import SHARED_PHONES
+    from melisma.training.content import phone_targets
+
+    clip = load_corpus(_phonetic_corpus(tmp_path, sine_clip))[0]
+    assert [SHARED_PHONES[i - 1] for i in phone_targets(clip)] == ["l", "a", "l", "aː"]
+
+
+def test_phone_head_is_optional_and_gives_a_posteriorgram(tmp_path, sine_clip):
+    audio = torch.from_numpy(sine_clip[0])
+    with pytest.raises(MelismaError, match="no phone head"):
+        get_content_encoder("builtin").net.phone_logits(torch.zeros(1, 256, 4))
+    net = BuiltinNet(BuiltinConfig(channels=64, n_blocks=2, n_codes=32, n_phones=83))
+    save_builtin(net, tmp_path / "v2.safetensors")
+    enc = BuiltinContentEncoder.load(tmp_path / "v2.safetensors", "phonetic")
+    post = enc.phone_posteriors(audio)
+    assert post.shape == (1, 83, len(audio) // 512 + 1)
+    assert torch.allclose(post.sum(1), torch.ones(1, post.shape[-1]), atol=1e-5)
+    assert enc.identity.startswith("phonetic@") and enc.identity.split("@")[1] == \
+        BuiltinContentEncoder.load(tmp_path / "v2.safetensors").identity.split("@")[1]
+
+
+def test_warm_start_keeps_every_v1_weight_and_refuses_a_misfit(tmp_path):
+    from melisma.training.content import warm_start
+
+    small = BuiltinConfig(channels=64, n_blocks=2, n_codes=32)
+    v1 = BuiltinNet(small)
+    save_builtin(v1, tmp_path / "v1.safetensors")
+    v2 = BuiltinNet(BuiltinConfig(channels=64, n_blocks=2, n_codes=32, n_phones=83))
+    warm_start(v2, tmp_path / "v1.safetensors")
+    assert all(torch.equal(t, v2.state_dict()[k]) for k, t in v1.state_dict().items())
+    with pytest.raises(MelismaError, match="do not fit"):
+        warm_start(BuiltinNet(BuiltinConfig(channels=96, n_blocks=2, n_codes=32, n_phones=83)),
+                   tmp_path / "v1.safetensors")
+
+
+@pytest.mark.slow
+def test_ctc_term_learns_the_phones(tmp_path, sine_clip):
+    from melisma.corpus import trainable_clips
+    from melisma.training.content import ClipBank, ContentTrainer, TrainConfig, make_ctc_batch
+
+    cfg = TrainConfig(batch=2, crop_frames=48, nce_frames=32, ctc_weight=1.0, ctc_batch=4)
+    bank = ClipBank(trainable_clips([_phonetic_corpus(tmp_path, sine_clip)]), cfg.crop_frames)
+    torch.manual_seed(0)
+    model = ContentTrainer(BuiltinConfig(channels=64, n_blocks=2, n_codes=32, n_phones=83))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    batch = make_ctc_batch(bank, cfg, random.Random(0))
+    assert batch["view"].shape[0] == 4 and batch["target_lengths"].tolist() == [4] * 4
+    losses = []
+    for _ in range(25):
+        loss = model.ctc(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] > 3.0 and losses[-1] < 0.3 * losses[0]

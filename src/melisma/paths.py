@@ -11,6 +11,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 MODELS = ASSETS / "models"
 BASE_PACK = MODELS / "singer-base.melisma"  # the base multi-singer model; each singer is a built-in voice
 CONTENT_WEIGHTS = MODELS / "content-builtin.safetensors"  # the builtin content encoder
+PHONETIC_CONTENT_WEIGHTS = MODELS / "content-phonetic.safetensors"  # v2: the same network, phone-supervised
 VOCODER_WEIGHTS = MODELS / "vocoder-builtin.safetensors"  # the builtin vocoder
 BUILTIN_VOICES = ASSETS / "voices"  # single-file voice packs shipped with melisma (none yet)
 DEMO = ASSETS / "demo"  # the bundled demo song, its dry vocal, accompaniment and demo.json

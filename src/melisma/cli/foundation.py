@@ -67,6 +67,12 @@ def _register_content(stages: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=float, default=100.0, help="training time budget (default 100)")
     p.add_argument("--log", default=None, metavar="JSONL", help="write the losses here (one line per 50 steps)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--phonetic", type=float, nargs="?", const=1.0, default=0.0, metavar="WEIGHT",
+                   help="phone supervision: CTC over the corpus clips' phones through a phone head, with this "
+                        "weight (default 1 when given; the 'phonetic' encoder)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    p.add_argument("--init", default=None, metavar="WEIGHTS", help="start from these encoder weights")
+    p.add_argument("--max-steps", type=int, default=100_000, help="stop after this many steps")
     p.set_defaults(func=run_content)
 
 
@@ -82,8 +88,11 @@ def run_content(args: argparse.Namespace) -> int:
     if args.minutes <= 0:
         raise MelismaError("--minutes must be positive")
     torch.set_num_threads(max(1, args.threads))
-    figures = train([Path(c) for c in args.corpus], Path(args.output), TrainConfig(minutes=args.minutes),
-                    Path(args.log) if args.log else None)
+    if args.init and not Path(args.init).is_file():
+        raise MelismaError(f"--init {args.init}: no such weights file")
+    cfg = TrainConfig(minutes=args.minutes, ctc_weight=args.phonetic, max_steps=args.max_steps, lr=args.lr)
+    figures = train([Path(c) for c in args.corpus], Path(args.output), cfg, Path(args.log) if args.log else None,
+                    Path(args.init) if args.init else None)
     print(json.dumps(figures))
     return 0
 

@@ -1,6 +1,7 @@
 """Content stage: waveform -> timbre-free content features on the shared frame grid.
 
-``get_content_encoder("builtin")`` is melisma's own small encoder (shipped weights);
+``get_content_encoder("builtin")`` is melisma's own small encoder (shipped weights, v1: textless);
+``get_content_encoder("phonetic")`` the same network trained with phone supervision (v2, with a phone head);
 ``get_content_encoder("dsp-cepstral")`` the weight-free cepstral fallback (identity ``dsp-cepstral-v1``);
 ``get_content_encoder("hubert", checkpoint=DIR_OR_ID, output_layer=12)`` and
 ``get_content_encoder("contentvec", checkpoint=DIR_OR_ID, kind="vec768l12" | "vec256l9")`` load
@@ -14,15 +15,15 @@ from typing import Any
 from melisma.content.base import ContentEncoder
 from melisma.errors import MelismaError
 
-NAMES = ("builtin", "dsp-cepstral", "hubert", "contentvec")
+NAMES = ("builtin", "phonetic", "dsp-cepstral", "hubert", "contentvec")
 
 
 def get_content_encoder(name: str = "builtin", **kw: Any) -> ContentEncoder:
     """Build a content encoder by name; keyword arguments go to its loader (``path``, ``checkpoint``...)."""
-    if name == "builtin":
+    if name in ("builtin", "phonetic"):
         from melisma.content.builtin import BuiltinContentEncoder
 
-        return BuiltinContentEncoder.load(kw.get("path"))
+        return BuiltinContentEncoder.load(kw.get("path"), name)
     if name == "dsp-cepstral":
         from melisma.content.cepstral import CepstralContentEncoder
 

@@ -22,7 +22,7 @@ from melisma.errors import MelismaError
 from melisma.features.mel import log_mel
 from melisma.formats import check, stamp_metadata
 from melisma.identity import weights_identity
-from melisma.paths import CONTENT_WEIGHTS
+from melisma.paths import CONTENT_WEIGHTS, PHONETIC_CONTENT_WEIGHTS
 
 MEL_CENTER, MEL_SCALE = -6.0, 2.5  # rough mean/std of natural-log mel of normalised clips
 
@@ -39,6 +39,7 @@ class BuiltinConfig:
     code_dim: int = 32  # factorised VQ: codes live on the unit sphere in this many dims
     n_codes: int = 512
     dim: int = 256  # output width
+    n_phones: int = 0  # > 0: a linear phone head over the content (CTC blank + SHARED_PHONES); 0 in builtin-v1
 
 
 class LimitedConv(nn.Module):
@@ -97,6 +98,7 @@ class BuiltinNet(nn.Module):
         self.to_code = nn.Linear(cfg.channels, cfg.code_dim)
         self.vq = CosineVQ(cfg.n_codes, cfg.code_dim)
         self.out = nn.Linear(cfg.code_dim, cfg.dim)
+        self.phone_head = nn.Linear(cfg.dim, cfg.n_phones) if cfg.n_phones else None
 
     def encode(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """mel (B, n_mels, T) -> (z (B, T, code_dim) unit-norm, content (B, dim, T), codes (B, T), vq loss)."""
@@ -105,38 +107,49 @@ class BuiltinNet(nn.Module):
         q, idx, vq_loss = self.vq(z)
         return z, self.out(q).transpose(1, 2), idx, vq_loss
 
+    def phone_logits(self, content: torch.Tensor) -> torch.Tensor:
+        """content (B, dim, T) -> (B, T, n_phones) logits: index 0 is the CTC blank, index i > 0 is
+        ``SHARED_PHONES[i - 1]`` (``melisma.corpus.phones``). MelismaError for weights without a phone head."""
+        if self.phone_head is None:
+            raise MelismaError("these content-encoder weights have no phone head (builtin-v1)")
+        return self.phone_head(content.transpose(1, 2))
+
     @property
     def receptive_future(self) -> int:
         """Future frames one output frame depends on (the look-ahead chunked inference must wait for)."""
         return self.cfg.lookahead * 3
 
 
-def default_weights_path() -> Path:
-    """Path of the shipped weights inside the package."""
-    return CONTENT_WEIGHTS
+def default_weights_path(name: str = "builtin") -> Path:
+    """Path of the shipped weights of ``name`` (``builtin`` or ``phonetic``) inside the package."""
+    return PHONETIC_CONTENT_WEIGHTS if name == "phonetic" else CONTENT_WEIGHTS
 
 
 class BuiltinContentEncoder(ContentEncoder):
     """audio (B, n) at 44.1 kHz -> content (B, 256, n // 512 + 1); the shipped weights unless ``path`` is given."""
 
-    def __init__(self, net: BuiltinNet) -> None:
+    def __init__(self, net: BuiltinNet, name: str = "builtin") -> None:
         super().__init__()
         self.net = net.eval()
         self.dim = net.cfg.dim
+        self.name = name
 
     @property
     def identity(self) -> str:  # type: ignore[override]
-        """``builtin@<hash12>`` of the current weights (see ``melisma.identity``)."""
-        return weights_identity("builtin", self.state_dict())
+        """``<name>@<hash12>`` of the current weights (see ``melisma.identity``)."""
+        return weights_identity(self.name, self.state_dict())
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> BuiltinContentEncoder:
-        """Load weights strictly (every key present, none extra, shapes equal); MelismaError otherwise."""
+    def load(cls, path: str | Path | None = None, name: str = "builtin") -> BuiltinContentEncoder:
+        """Load weights strictly (every key present, none extra, shapes equal); MelismaError otherwise.
+
+        ``name``: the registry name of the identity, ``builtin`` (v1, the default weights) or ``phonetic``
+        (v2, trained with a phone head; its shipped weights when ``path`` is None)."""
         from safetensors import safe_open
 
         from melisma.formats import safetensors_metadata
 
-        path = Path(path) if path is not None else default_weights_path()
+        path = Path(path) if path is not None else default_weights_path(name)
         if not path.is_file():
             raise MelismaError(f"content encoder weights not found: {path}")
         meta = safetensors_metadata(path, "content-weights", error=MelismaError)
@@ -151,12 +164,18 @@ class BuiltinContentEncoder(ContentEncoder):
             net.load_state_dict(state, strict=True)
         except RuntimeError as err:
             raise MelismaError(f"{path}: weights do not match the architecture ({str(err).splitlines()[0]})") from None
-        return cls(net)
+        return cls(net, name)
 
     @torch.no_grad()
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """audio (B, n) or (n,) float at 44.1 kHz -> (B, dim, n // 512 + 1) content at 86.13 frames/s."""
         return self.net.encode(log_mel(audio))[1]
+
+    @torch.no_grad()
+    def phone_posteriors(self, audio: torch.Tensor) -> torch.Tensor:
+        """audio (B, n) at 44.1 kHz -> (B, n_phones, n // 512 + 1) phone probabilities per frame (a
+        posteriorgram: blank first, then ``SHARED_PHONES``); only weights trained with a phone head have one."""
+        return self.net.phone_logits(self.net.encode(log_mel(audio))[1]).softmax(-1).transpose(1, 2)
 
     @torch.no_grad()
     def codes(self, audio: torch.Tensor) -> torch.Tensor:

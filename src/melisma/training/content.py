@@ -7,7 +7,10 @@ Objective per step, on random 128-frame crops:
   nce    InfoNCE between the unit vectors of two differently perturbed views at the same frames
          (negatives: the other sampled frames of the batch).
   vq     codebook + commitment loss of the cosine VQ.
-Run:  melisma foundation content --corpus DIR [DIR2 ...] -o FILE --minutes 40
+  ctc    (``ctc_weight`` > 0, the phonetic v2) CTC between the phone head's logits on the content of a
+         perturbed whole clip and the clip's phones from its synthesiser's front end, mapped onto
+         ``melisma.corpus.phones.SHARED_PHONES``: content has to carry what is said, in every voice alike.
+Run:  melisma foundation content --corpus DIR [DIR2 ...] -o FILE --minutes 40 [--phonetic --init V1.safetensors]
 Corpora are melisma corpora (``melisma corpus build``), read by ``trainable_clips``: held-out voices are refused.
 """
 
@@ -31,6 +34,8 @@ from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE
 from melisma.content.builtin import BuiltinConfig, BuiltinNet, save_builtin
 from melisma.content.perturb import PerturbConfig, perturb_magnitude
 from melisma.corpus import ClipRecord, trainable_clips
+from melisma.corpus.phones import SHARED_PHONES
+from melisma.errors import MelismaError
 from melisma.features.mel import LOG_FLOOR, magnitude_stft, mel_basis
 from melisma.features.pitch import model_pitch
 from melisma.training.distributed import refuse_world
@@ -51,6 +56,9 @@ class TrainConfig:
     max_steps: int = 100_000
     log_every: int = 50  # steps per row of the loss log (the mean over those steps)
     seed: int = 0
+    ctc_weight: float = 0.0  # > 0: phone supervision through a phone head (content v2, "phonetic")
+    ctc_batch: int = 6  # whole clips per step for the CTC term
+    ctc_max_frames: int = 900  # longer clips (10.4 s) are left out of the CTC batches
 
 
 class ClipBank:
@@ -62,6 +70,7 @@ class ClipBank:
         self.audio: list[np.ndarray] = []
         self.f0: list[np.ndarray] = []
         self.voice: list[str] = []
+        self.phones: list[np.ndarray] = []  # target indices into SHARED_PHONES, + 1 (0 is the CTC blank)
         for clip in clips:
             x, _ = load_audio(clip.audio_path)
             if len(x) // HOP_SIZE + 1 < min_frames + 1:
@@ -70,6 +79,7 @@ class ClipBank:
             self.audio.append((x * 32767).astype(np.int16))
             self.f0.append(model_pitch().extract(x.astype(np.float32), SAMPLE_RATE))
             self.voice.append(clip.voice)
+            self.phones.append(phone_targets(clip))
         self.by_voice: dict[str, list[int]] = defaultdict(list)
         for i, v in enumerate(self.voice):
             self.by_voice[v].append(i)
@@ -81,6 +91,16 @@ class ClipBank:
         s = rng.randint(0, n_fr - frames)
         a = self.audio[i][s * HOP_SIZE:(s + frames - 1) * HOP_SIZE].astype(np.float32) / 32767
         return a, self.f0[i][s:s + frames]
+
+
+def phone_targets(clip: ClipRecord) -> np.ndarray:
+    """The clip's phones as CTC targets: indices into ``SHARED_PHONES`` plus one, silences dropped (CTC's
+    blank covers them); empty when the corpus recorded no phones."""
+    from melisma.corpus.phones import SHARED_PHONES, SIL, to_shared
+
+    index = {p: i + 1 for i, p in enumerate(SHARED_PHONES)}
+    shared = to_shared(clip.phones, clip.phone_set) if clip.phones else []
+    return np.array([index[p] for p in shared if p != SIL], dtype=np.int64)
 
 
 class SpeakerEncoder(nn.Module):
@@ -150,6 +170,24 @@ def make_batch(bank: ClipBank, cfg: TrainConfig, rng: random.Random) -> dict[str
             "ref": to_mel(magnitude_stft(torch.from_numpy(np.stack(refs))))}
 
 
+def make_ctc_batch(bank: ClipBank, cfg: TrainConfig, rng: random.Random) -> dict[str, torch.Tensor]:
+    """Whole clips (one per randomly drawn voice) -> a perturbed log-mel (B, 128, T) zero-padded at the end,
+    frames per clip, and their concatenated phone targets with lengths (``F.ctc_loss`` inputs)."""
+    usable = {v: [i for i in idx if len(bank.phones[i]) and len(bank.f0[i]) <= cfg.ctc_max_frames]
+              for v, idx in bank.by_voice.items()}
+    voices = [v for v in bank.voices if usable[v]]
+    picks = [rng.choice(usable[rng.choice(voices)]) for _ in range(cfg.ctc_batch)]
+    n = max(len(bank.audio[i]) for i in picks)
+    audio = np.zeros((len(picks), n), dtype=np.float32)
+    for row, i in enumerate(picks):
+        audio[row, :len(bank.audio[i])] = bank.audio[i].astype(np.float32) / 32767
+    gen = torch.Generator().manual_seed(rng.randrange(1 << 30))
+    mel = to_mel(perturb_magnitude(magnitude_stft(torch.from_numpy(audio)), PerturbConfig(), gen))
+    return {"view": mel, "frames": torch.tensor([len(bank.audio[i]) // HOP_SIZE + 1 for i in picks]),
+            "targets": torch.from_numpy(np.concatenate([bank.phones[i] for i in picks])),
+            "target_lengths": torch.tensor([len(bank.phones[i]) for i in picks])}
+
+
 class ContentTrainer(nn.Module):
     """Encoder + training-only speaker encoder and decoder; ``losses`` returns the loss terms."""
 
@@ -159,7 +197,16 @@ class ContentTrainer(nn.Module):
         self.speaker = SpeakerEncoder()
         self.decoder = Decoder(self.encoder.cfg.dim)
 
-    def losses(self, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    def ctc(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """CTC loss of the phone head on a ``make_ctc_batch`` batch, in nats per frame (log 83 = 4.4 at chance)."""
+        content = self.encoder.encode(batch["view"])[1]
+        logp = self.encoder.phone_logits(content).log_softmax(-1).transpose(0, 1)  # (T, B, P)
+        nll = F.ctc_loss(logp, batch["targets"], batch["frames"], batch["target_lengths"], reduction="sum",
+                         zero_infinity=True)
+        return nll / batch["frames"].sum()
+
+    def losses(self, batch: dict[str, torch.Tensor], cfg: TrainConfig,
+               ctc_batch: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         za, content, idx, vq_a = self.encoder.encode(batch["view_a"])
         zb, _, _, vq_b = self.encoder.encode(batch["view_b"])
         recon = F.l1_loss(self.decoder(content, self.speaker(batch["ref"]), batch["cond"]), batch["clean"])
@@ -169,11 +216,20 @@ class ContentTrainer(nn.Module):
         used = torch.bincount(idx.flatten(), minlength=self.encoder.cfg.n_codes).float()
         p = used / used.sum()
         perplexity = torch.exp(-(p * (p + 1e-9).log()).sum())
-        return {"total": total, "recon": recon, "nce": nce, "vq": vq, "perplexity": perplexity}
+        terms = {"recon": recon, "nce": nce, "vq": vq, "perplexity": perplexity}
+        if ctc_batch is not None:
+            terms["ctc"] = self.ctc(ctc_batch)
+            total = total + cfg.ctc_weight * terms["ctc"]
+        return {"total": total, **terms}
 
 
-def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = None) -> dict[str, float]:
+def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = None,
+          init: Path | None = None) -> dict[str, float]:
     """Train on the clips of ``corpora`` until ``cfg.minutes`` or ``cfg.max_steps``; save encoder to ``out``.
+
+    ``cfg.ctc_weight`` > 0 trains the phonetic encoder (a phone head, CTC on every clip's phones).
+    ``init``: start the encoder from these weights (e.g. builtin-v1 for the phonetic v2): every tensor of the
+    file must fit the network; only a phone head the file lacks starts fresh.
 
     ``log``: JSON lines of the losses, one per ``cfg.log_every`` steps, rewritten atomically each time (this
     run's rows only: an older file is replaced).
@@ -185,7 +241,9 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     bank = ClipBank(clips, cfg.crop_frames)
-    model = ContentTrainer()
+    model = ContentTrainer(BuiltinConfig(n_phones=len(SHARED_PHONES) + 1 if cfg.ctc_weight > 0 else 0))
+    if init is not None:
+        warm_start(model.encoder, init)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     start, step, hist, rows = time.time(), 0, defaultdict(list), []
     budget = cfg.minutes * 60
@@ -193,7 +251,8 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
         frac = (time.time() - start) / budget
         for g in opt.param_groups:
             g["lr"] = cfg.lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-        terms = model.losses(make_batch(bank, cfg, rng), cfg)
+        ctc_batch = make_ctc_batch(bank, cfg, rng) if cfg.ctc_weight > 0 else None
+        terms = model.losses(make_batch(bank, cfg, rng), cfg, ctc_batch)
         opt.zero_grad()
         terms["total"].backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -212,6 +271,22 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
     summary.update(steps=step, clips=len(bank.audio), voices=len(bank.voices))
     _save(model.encoder, out, cfg, summary)
     return summary
+
+
+def warm_start(encoder: BuiltinNet, path: Path) -> None:
+    """Load ``path``'s encoder weights into ``encoder``; MelismaError unless they fit (a missing phone head is
+    the one thing allowed: it starts fresh)."""
+    from melisma.content.builtin import BuiltinContentEncoder
+
+    state = BuiltinContentEncoder.load(path).net.state_dict()
+    try:
+        result = encoder.load_state_dict(state, strict=False)
+    except RuntimeError as err:
+        raise MelismaError(f"{path}: weights do not fit the encoder ({str(err).splitlines()[0]})") from None
+    missing = [k for k in result.missing_keys if not k.startswith("phone_head.")]
+    if missing or result.unexpected_keys:
+        raise MelismaError(f"{path}: weights do not fit the encoder (missing {missing}, "
+                           f"unexpected {result.unexpected_keys})")
 
 
 def _save(encoder: BuiltinNet, out: Path, cfg: TrainConfig, info: dict) -> None:
