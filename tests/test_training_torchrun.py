@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import recipe_runner
+import torch
 from corpus_standins import trainable_copy
 from singer_standins import write_dataset
 
@@ -145,3 +148,52 @@ def test_content_and_vocoder_recipes_refuse_a_batch_that_does_not_split(tmp_path
         err = capsys.readouterr().err.strip()
         assert "does not split over" in err and "\n" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]
+
+
+def _first_vocoder_step(corpus: Path, processes: int, batch: int) -> dict[str, torch.Tensor]:
+    """The weights after one vocoder update of ``processes`` ranks, computed in this process: rank r draws
+    ``batch / processes`` crops from its own generators (seed r), gradients averaged (what the recipe does)."""
+    from melisma.corpus import trainable_clips
+    from melisma.training.vocoder import clips_in_memory, sample_batch, spectral_loss
+    from melisma.vocoder.builtin import BuiltinVocoder
+
+    torch.set_num_threads(1)
+    clips = clips_in_memory(trainable_clips([corpus]), str(corpus))
+    torch.manual_seed(0)
+    model = BuiltinVocoder(recipe_runner.TINY_VOCODER)
+    states = [torch.get_rng_state()]
+    for r in range(1, processes):  # each rank builds its own network (rank 0's replaces it); its noise follows
+        torch.manual_seed(r)
+        BuiltinVocoder(recipe_runner.TINY_VOCODER)
+        states.append(torch.get_rng_state())
+    grads = []
+    for r, state in enumerate(states):
+        torch.set_rng_state(state)
+        model.zero_grad(set_to_none=True)
+        mel, f0, audio = sample_batch(clips, batch // processes, 48, np.random.default_rng(r))
+        spectral_loss(model(mel, f0), audio)[0].backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for p, *each in zip(model.parameters(), *grads, strict=True):
+        p.grad = sum(each[1:], each[0]) / processes
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.8, 0.99), weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=1, pct_start=0.03)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return {k: v.detach() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2])
+def test_first_vocoder_update_is_the_batch_split_over_the_processes(tmp_path, processes):
+    """1 process: seed 0's run as it was before data parallelism (the same loop, written out here); 2 processes:
+    rank 0's and rank 1's halves of the batch, gradients averaged, to the bit."""
+    from safetensors.torch import load_file
+
+    corpus = trainable_copy(tmp_path / "corpus")
+    _recipe(processes, tmp_path / "p", corpus, "vocoder", "-o", "run", "--steps", "1", "--batch-size", "4")
+    trained = load_file(str(tmp_path / "p" / "run" / "last.safetensors"))
+    expected = _first_vocoder_step(corpus, processes, 4)
+    assert sorted(trained) == sorted(k for k in expected if k != "window")
+    worst = max(float((trained[k] - expected[k]).abs().max()) for k in trained)
+    assert worst == 0.0, worst  # bit for bit (measured): a + b then / 2, in gloo's all-reduce as here

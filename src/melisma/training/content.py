@@ -257,8 +257,9 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
         elapsed = world.from_main(time.time() - start)  # rank 0's clock: every process stops at the same step
         if elapsed >= budget:
             break
+        frac = elapsed / budget
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         ctc_batch = make_ctc_batch(bank, local, rng) if cfg.ctc_weight > 0 else None
         terms = model.losses(make_batch(bank, local, rng), local, ctc_batch)
         opt.zero_grad()
@@ -299,7 +300,8 @@ def _share(cfg: TrainConfig, world: World) -> TrainConfig:
 
 def _mean_over(world: World, hist: dict[str, list[float]], last: int) -> dict[str, float]:
     """Mean of each loss term over its ``last`` values, averaged over the processes (equal batch shares: the
-    mean over the whole batch for the mean-reduced terms)."""
+    mean over the whole batch for the mean-reduced terms; the codebook perplexity is each share's, so it reads
+    lower with more processes)."""
     mine = {k: float(np.mean(v[-last:])) for k, v in hist.items()}
     if not world.active:
         return mine

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,7 +196,7 @@ def _quiet(*_: object) -> None:
     """The log of every process but rank 0."""
 
 
-def _log_step(world: World, log, step: int, loss: float, parts: dict[str, float], seconds: float) -> None:
+def _log_step(world: World, log: Callable[[str], object], step: int, loss: float, parts: dict[str, float], seconds: float) -> None:
     """One log line of the step's losses, averaged over the processes (equal shares: the whole batch's)."""
     if world.active:
         every = world.gather((loss, parts))
@@ -206,7 +206,7 @@ def _log_step(world: World, log, step: int, loss: float, parts: dict[str, float]
 
 
 def _checkpoint(model: BuiltinVocoder, heldout: list[Clip], out: Path, step: int, seconds: float, best: float,
-                history: list[dict], log) -> float:
+                history: list[dict], log: Callable[[str], object]) -> float:
     """Validate; write ``last`` (and ``best`` when the held-out mel L1 improves) and ``history.json`` (rank 0).
     Returns the best held-out mel L1 so far."""
     val = validation_mel_l1(model, heldout)
