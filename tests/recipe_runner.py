@@ -4,7 +4,9 @@ the torchrun tests:
     python tests/recipe_runner.py HASH_DIR foundation vocoder --corpus C -o OUT --steps 40 --batch-size 4
 
 Runs the CLI with smaller networks (vocoder hidden 32 x 1 block; content crops of 48 frames, batch 4) and writes
-HASH_DIR/rank<RANK>.sha256: the hash of the weights this process ends with (every process, not only rank 0)."""
+HASH_DIR/rank<RANK>.sha256: the hash of the weights this process ends with (every process, not only rank 0).
+With FIXED_CLOCK=1 in the environment the content recipe's clock stands still (its learning rate then depends
+on the step alone, so a run can be recomputed exactly)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -54,6 +57,8 @@ def run(hash_dir: str, argv: list[str]) -> int:
     vocoder.BuiltinVocoder = TinyVocoder  # type: ignore[misc]
     content.ContentTrainer = RecordedContentTrainer  # type: ignore[misc]
     content.TrainConfig = tiny_content_config  # type: ignore[misc,assignment]
+    if os.environ.get("FIXED_CLOCK") == "1":
+        content.time = SimpleNamespace(time=lambda: 0.0)  # type: ignore[assignment]
     code = main(argv)
     if TRAINED:
         rank = os.environ.get("RANK", "0")

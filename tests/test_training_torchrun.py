@@ -32,12 +32,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _torchrun(*args: str, cwd: Path, nproc: int = 2, script: Path | None = None) -> subprocess.CompletedProcess:
+def _torchrun(*args: str, cwd: Path, nproc: int = 2, script: Path | None = None,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``melisma ARGS`` (or ``script ARGS``) as ``nproc`` processes under torchrun."""
     target = [str(script)] if script else ["-m", "melisma"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *target, *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=cwd, env=env)
 
 
@@ -84,12 +85,13 @@ def test_foundation_singer_under_torchrun_writes_and_ships_one_base_pack(tmp_pat
     assert not _half_written(tmp_path)
 
 
-def _recipe(nproc: int, folder: Path, corpus: Path, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+def _recipe(nproc: int, folder: Path, corpus: Path, *args: str, fixed_clock: bool = False
+            ) -> tuple[subprocess.CompletedProcess, set[str]]:
     """A tiny foundation recipe (tests/recipe_runner.py) as ``nproc`` processes in ``folder``; returns the run and
     the set of weight hashes its processes ended with (one per process)."""
     (folder / "hashes").mkdir(parents=True)
     done = _torchrun(str(folder / "hashes"), "foundation", *args[:1], "--corpus", str(corpus), *args[1:],
-                     cwd=folder, nproc=nproc, script=RUNNER)
+                     cwd=folder, nproc=nproc, script=RUNNER, env={"FIXED_CLOCK": "1" if fixed_clock else "0"})
     assert done.returncode == 0, done.stderr[-3000:]
     hashes = [p.read_text() for p in sorted((folder / "hashes").iterdir())]
     assert len(hashes) == nproc
@@ -197,3 +199,66 @@ def test_first_vocoder_update_is_the_batch_split_over_the_processes(tmp_path, pr
     assert sorted(trained) == sorted(k for k in expected if k != "window")
     worst = max(float((trained[k] - expected[k]).abs().max()) for k in trained)
     assert worst == 0.0, worst  # bit for bit (measured): a + b then / 2, in gloo's all-reduce as here
+
+
+def _first_content_step(corpus: Path, processes: int) -> dict[str, torch.Tensor]:
+    """The encoder after one content-recipe update of ``processes`` ranks with a clock that stands still,
+    computed in this process the same way as ``_first_vocoder_step``."""
+    import random
+    from dataclasses import replace
+
+    from melisma.corpus import trainable_clips
+    from melisma.training.content import ClipBank, ContentTrainer, make_batch
+
+    torch.set_num_threads(1)
+    cfg = recipe_runner.tiny_content_config()
+    share = replace(cfg, batch=cfg.batch // processes)
+    bank = ClipBank(trainable_clips([corpus]), cfg.crop_frames)
+    torch.manual_seed(0)
+    model = ContentTrainer()
+    states = [torch.get_rng_state()]
+    for r in range(1, processes):
+        torch.manual_seed(r)
+        ContentTrainer()
+        states.append(torch.get_rng_state())
+    grads = []
+    for r, state in enumerate(states):
+        torch.set_rng_state(state)
+        model.zero_grad(set_to_none=True)
+        model.losses(make_batch(bank, share, random.Random(r)), share)["total"].backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for p, *each in zip(model.parameters(), *grads, strict=True):
+        p.grad = sum(each[1:], each[0]) / processes
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr / 200, weight_decay=1e-4)  # warm-up step 1 of 200
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return {k: v.detach() for k, v in model.encoder.state_dict().items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2])
+def test_first_content_update_is_the_batch_split_over_the_processes(tmp_path, processes):
+    """As the vocoder's: one process is seed 0's run as before data parallelism; two average their halves."""
+    from safetensors.torch import load_file
+
+    corpus = trainable_copy(tmp_path / "corpus")
+    _recipe(processes, tmp_path / "p", corpus, "content", "-o", "c.safetensors", "--max-steps", "1",
+            fixed_clock=True)
+    trained = load_file(str(tmp_path / "p" / "c.safetensors"))
+    expected = _first_content_step(corpus, processes)
+    assert sorted(trained) == sorted(expected)
+    worst = max(float((trained[k] - expected[k]).abs().max()) for k in trained)
+    assert worst == 0.0, worst
+
+
+@pytest.mark.slow
+def test_rank_0s_clock_stops_both_recipes_at_the_same_step(tmp_path):
+    """A time budget (not a step count) ends the run: rank 0 decides, every process stops at its step."""
+    corpus = trainable_copy(tmp_path / "corpus")
+    done, hashes = _recipe(2, tmp_path / "c", corpus, "content", "-o", "c.safetensors", "--minutes", "0.1")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(hashes) == 1 and 0 < figures["steps"] < 100_000  # 100 000: the --max-steps default
+    done, hashes = _recipe(2, tmp_path / "v", corpus, "vocoder", "-o", "run", "--steps", "100000",
+                           "--batch-size", "4", "--max-minutes", "0.1")
+    history = json.loads((tmp_path / "v" / "run" / "history.json").read_text())
+    assert len(hashes) == 1 and len(history) == 1 and 0 < history[0]["step"] < 100_000
