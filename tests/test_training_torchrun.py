@@ -262,3 +262,13 @@ def test_rank_0s_clock_stops_both_recipes_at_the_same_step(tmp_path):
                            "--batch-size", "4", "--max-minutes", "0.1")
     history = json.loads((tmp_path / "v" / "run" / "history.json").read_text())
     assert len(hashes) == 1 and len(history) == 1 and 0 < history[0]["step"] < 100_000
+
+
+def test_refuse_world_stops_a_recipe_that_is_not_data_parallel(monkeypatch):
+    from melisma.errors import MelismaError
+    from melisma.training.distributed import refuse_world
+
+    refuse_world("a one-process recipe")  # one process: nothing to refuse
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets
+    with pytest.raises(MelismaError, match="a one-process recipe trains on one process, not data-parallel"):
+        refuse_world("a one-process recipe")
