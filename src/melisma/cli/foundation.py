@@ -46,6 +46,7 @@ def run_vocoder(args: argparse.Namespace) -> int:
 
     from melisma.errors import MelismaError
     from melisma.progress import say
+    from melisma.training.distributed import is_main_process
     from melisma.training.vocoder import export_shipped, train_vocoder
 
     if args.steps < 1 or args.batch_size < 1 or args.lr <= 0:
@@ -54,7 +55,8 @@ def run_vocoder(args: argparse.Namespace) -> int:
     best = train_vocoder(args.corpus, args.output, steps=args.steps, heldout_dirs=args.heldout,
                          batch=args.batch_size, lr=args.lr, init=args.init,
                          max_seconds=args.max_minutes * 60 if args.max_minutes > 0 else None, log=say)
-    say(f"wrote {export_shipped(best, Path(args.output) / 'vocoder-builtin.safetensors')}")
+    if is_main_process():  # under torchrun rank 0 alone writes
+        say(f"wrote {export_shipped(best, Path(args.output) / 'vocoder-builtin.safetensors')}")
     return 0
 
 
@@ -65,7 +67,9 @@ def _register_content(stages: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", nargs="+", required=True, metavar="DIR", help="training corpus folders")
     p.add_argument("-o", "--output", required=True, metavar="WEIGHTS", help=".safetensors file to write")
     p.add_argument("--minutes", type=float, default=100.0, help="training time budget (default 100)")
-    p.add_argument("--log", default=None, metavar="JSONL", help="write the losses here (one line per 50 steps)")
+    p.add_argument("--log", "--loss-log", dest="log", default=None, metavar="JSONL",
+                   help="write the losses here (one line per 50 steps); under torchrun write --loss-log (torchrun "
+                        "takes --log for its --log-dir)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--phonetic", type=float, nargs="?", const=1.0, default=0.0, metavar="WEIGHT",
                    help="phone supervision: CTC over the corpus clips' phones through a phone head, with this "
@@ -84,6 +88,7 @@ def run_content(args: argparse.Namespace) -> int:
 
     from melisma.errors import MelismaError
     from melisma.training.content import TrainConfig, train
+    from melisma.training.distributed import is_main_process
 
     if args.minutes <= 0:
         raise MelismaError("--minutes must be positive")
@@ -93,7 +98,8 @@ def run_content(args: argparse.Namespace) -> int:
     cfg = TrainConfig(minutes=args.minutes, ctc_weight=args.phonetic, max_steps=args.max_steps, lr=args.lr)
     figures = train([Path(c) for c in args.corpus], Path(args.output), cfg, Path(args.log) if args.log else None,
                     Path(args.init) if args.init else None)
-    print(json.dumps(figures))
+    if is_main_process():  # under torchrun one process speaks
+        print(json.dumps(figures))
     return 0
 
 

@@ -21,7 +21,7 @@ import math
 import random
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ from melisma.corpus.phones import SHARED_PHONES
 from melisma.errors import MelismaError
 from melisma.features.mel import LOG_FLOOR, magnitude_stft, mel_basis
 from melisma.features.pitch import model_pitch
-from melisma.training.distributed import refuse_world
+from melisma.training.distributed import World, join_world
 
 
 @dataclass(frozen=True)
@@ -233,44 +233,80 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
 
     ``log``: JSON lines of the losses, one per ``cfg.log_every`` steps, rewritten atomically each time (this
     run's rows only: an older file is replaced).
-    Raises MelismaError before training when a corpus is unreadable or holds a held-out voice, or when started
-    as several processes (this recipe is not data-parallel).
+    Under torchrun (N processes) each draws ``cfg.batch / N`` crops (and ``cfg.ctc_batch / N`` clips) per step
+    with its own generators (seed + rank), gradients are averaged before the step, rank 0's clock decides the
+    learning rate and the stop, and rank 0 alone writes ``out`` and ``log`` (rows averaged over the processes).
+    Raises MelismaError before training when a corpus is unreadable or holds a held-out voice, or when a batch
+    does not split over the processes.
     """
-    refuse_world("the content-encoder recipe")
+    world = join_world()
+    local = _share(cfg, world)
     clips = trainable_clips(corpora)
-    torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed + world.rank)  # rank 0 of 1: exactly cfg.seed; other ranks' weights are replaced
+    rng = random.Random(cfg.seed + world.rank)
     bank = ClipBank(clips, cfg.crop_frames)
     model = ContentTrainer(BuiltinConfig(n_phones=len(SHARED_PHONES) + 1 if cfg.ctc_weight > 0 else 0))
     if init is not None:
         warm_start(model.encoder, init)
+    world.broadcast_weights(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     start, step, hist, rows = time.time(), 0, defaultdict(list), []
     budget = cfg.minutes * 60
-    while step < cfg.max_steps and time.time() - start < budget:
-        frac = (time.time() - start) / budget
+    info = {"processes": world.size}
+    while step < cfg.max_steps:
+        elapsed = world.from_main(time.time() - start)  # rank 0's clock: every process stops at the same step
+        if elapsed >= budget:
+            break
+        frac = elapsed / budget
         for g in opt.param_groups:
             g["lr"] = cfg.lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-        ctc_batch = make_ctc_batch(bank, cfg, rng) if cfg.ctc_weight > 0 else None
-        terms = model.losses(make_batch(bank, cfg, rng), cfg, ctc_batch)
+        ctc_batch = make_ctc_batch(bank, local, rng) if cfg.ctc_weight > 0 else None
+        terms = model.losses(make_batch(bank, local, rng), local, ctc_batch)
         opt.zero_grad()
         terms["total"].backward()
+        world.average_gradients(model.parameters())
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         for k, v in terms.items():
             hist[k].append(float(v.detach()) if torch.is_tensor(v) else float(v))
         if log is not None and step % cfg.log_every == 0:
-            row = {k: round(float(np.mean(v[-cfg.log_every:])), 4) for k, v in hist.items()}
+            row = {k: round(v, 4) for k, v in _mean_over(world, hist, cfg.log_every).items()}
             row.update(step=step, minutes=round((time.time() - start) / 60, 1))
             rows.append(json.dumps(row) + "\n")
-            write_text_atomic(log, "".join(rows))
-        if step % 250 == 0:
-            _save(model.encoder, out, cfg, {"steps": step})
-    summary = {k: float(np.mean(v[-100:])) for k, v in hist.items()}
-    summary.update(steps=step, clips=len(bank.audio), voices=len(bank.voices))
-    _save(model.encoder, out, cfg, summary)
+            if world.main:
+                write_text_atomic(log, "".join(rows))
+        if step % 250 == 0 and world.main:
+            _save(model.encoder, out, cfg, {"steps": step, **info})
+    summary = _mean_over(world, hist, 100)
+    summary.update(steps=step, clips=len(bank.audio), voices=len(bank.voices), **info)
+    if world.main:
+        _save(model.encoder, out, cfg, summary)
+    world.leave()  # every process waits for rank 0's file, then the process group closes
     return summary
+
+
+def _share(cfg: TrainConfig, world: World) -> TrainConfig:
+    """This process's share of the batches (``cfg`` itself for one process); MelismaError when they do not
+    split evenly over the processes."""
+    ctc = cfg.ctc_batch if cfg.ctc_weight > 0 else 0
+    if cfg.batch % world.size or ctc % world.size:
+        raise MelismaError(f"batch {cfg.batch}" + (f" / CTC batch {ctc}" if ctc else "")
+                           + f" does not split over {world.size} processes; use a multiple")
+    if not world.active:
+        return cfg
+    return replace(cfg, batch=cfg.batch // world.size, ctc_batch=max(1, cfg.ctc_batch // world.size))
+
+
+def _mean_over(world: World, hist: dict[str, list[float]], last: int) -> dict[str, float]:
+    """Mean of each loss term over its ``last`` values, averaged over the processes (equal batch shares: the
+    mean over the whole batch for the mean-reduced terms; the codebook perplexity is each share's, so it reads
+    lower with more processes)."""
+    mine = {k: float(np.mean(v[-last:])) for k, v in hist.items()}
+    if not world.active:
+        return mine
+    every = world.gather(mine)
+    return {k: float(np.mean([m[k] for m in every])) for k in mine}
 
 
 def warm_start(encoder: BuiltinNet, path: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from melisma.corpus import ClipRecord, load_corpus, trainable_clips
 from melisma.errors import MelismaError
 from melisma.features.mel import log_mel
 from melisma.features.pitch import model_pitch
-from melisma.training.distributed import refuse_world
+from melisma.training.distributed import World, join_world
 from melisma.vocoder.builtin import BuiltinConfig, BuiltinVocoder, load_builtin, save_builtin
 
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop) of the spectral losses
@@ -141,54 +141,84 @@ def train_vocoder(
     ``out/best.safetensors`` whenever the held-out mel L1 improves (training mel L1 without held-out dirs).
 
     Returns the path of the best weights. ``max_seconds`` stops early (wall clock) after a checkpoint.
-    Raises MelismaError before anything is written when a training corpus holds a held-out voice, or when
-    started as several processes (this recipe is not data-parallel).
+    Under torchrun (N processes) each draws ``batch / N`` crops per step with its own generators (seed + rank),
+    gradients are averaged before the step, and rank 0 alone logs, validates and writes; its clock decides the
+    early stop. Raises MelismaError before anything is written when a training corpus holds a held-out voice,
+    or when ``batch`` does not split over the processes.
     """
-    refuse_world("the vocoder recipe")
+    world = join_world()
+    if batch % world.size:
+        raise MelismaError(f"batch size {batch} does not split over {world.size} processes; use a multiple")
+    log = log if world.main else _quiet
     records = trainable_clips(corpus_dirs)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed + world.rank)  # rank 0 of 1: exactly ``seed``; other ranks' weights are replaced
+    rng = np.random.default_rng(seed + world.rank)
     t0 = time.time()
     train = clips_in_memory(records, ", ".join(map(str, corpus_dirs)))
-    heldout = load_clips(heldout_dirs) if heldout_dirs else train[:4]
+    heldout = (load_clips(heldout_dirs) if heldout_dirs else train[:4]) if world.main else []
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
     log(f"loaded {len(train)} train clips ({sum(c.audio.numel() for c in train) / SAMPLE_RATE / 60:.1f} min), "
         f"{len(heldout)} held-out, {time.time() - t0:.0f} s")
     model = BuiltinVocoder(cfg)
     if init is not None:
         model.load_state_dict(load_builtin(init).state_dict(), strict=True)
+    world.broadcast_weights(model)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99), weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.03)
     best = math.inf
     best_path = out / "best.safetensors"
-    history = []
+    history: list[dict] = []
     for step in range(1, steps + 1):
-        mel, f0, audio = sample_batch(train, batch, frames, rng)
+        mel, f0, audio = sample_batch(train, batch // world.size, frames, rng)
         loss, parts = spectral_loss(model(mel, f0), audio)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        world.average_gradients(model.parameters())
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         if step % 50 == 0:
-            log(f"step {step} loss {loss.item():.4f} " + " ".join(f"{k} {v:.3f}" for k, v in parts.items())
-                + f" {time.time() - t0:.0f}s")
-        done = step == steps or (max_seconds is not None and time.time() - t0 > max_seconds)
-        if step % eval_every == 0 or done:
-            val = validation_mel_l1(model, heldout)
-            meta = {"steps": str(step), "train_seconds": f"{time.time() - t0:.0f}", "val_mel_l1": f"{val:.4f}"}
-            save_builtin(model, out / "last.safetensors", meta)
-            history.append({"step": step, "seconds": round(time.time() - t0), "val_mel_l1": val})
-            if val < best:
-                best = val
-                save_builtin(model, best_path, meta)
-            write_text_atomic(out / "history.json", json.dumps(history, indent=1))
-            log(f"eval step {step} held-out mel L1 {val:.4f} (best {best:.4f})")
+            _log_step(world, log, step, float(loss.item()), parts, time.time() - t0)
+        late = max_seconds is not None and world.from_main(time.time() - t0 > max_seconds)
+        done = step == steps or late
+        if (step % eval_every == 0 or done) and world.main:
+            best = _checkpoint(model, heldout, out, step, time.time() - t0, best, history, log)
         if done:
             break
+    world.leave()  # every process waits for rank 0's files, then the process group closes
     return best_path
+
+
+def _quiet(*_: object) -> None:
+    """The log of every process but rank 0."""
+
+
+def _log_step(world: World, log: Callable[[str], object], step: int, loss: float, parts: dict[str, float], seconds: float) -> None:
+    """One log line of the step's losses, averaged over the processes (equal shares: the whole batch's)."""
+    if world.active:
+        every = world.gather((loss, parts))
+        loss = float(np.mean([e[0] for e in every]))
+        parts = {k: float(np.mean([e[1][k] for e in every])) for k in parts}
+    log(f"step {step} loss {loss:.4f} " + " ".join(f"{k} {v:.3f}" for k, v in parts.items()) + f" {seconds:.0f}s")
+
+
+def _checkpoint(model: BuiltinVocoder, heldout: list[Clip], out: Path, step: int, seconds: float, best: float,
+                history: list[dict], log: Callable[[str], object]) -> float:
+    """Validate; write ``last`` (and ``best`` when the held-out mel L1 improves) and ``history.json`` (rank 0).
+    Returns the best held-out mel L1 so far."""
+    val = validation_mel_l1(model, heldout)
+    meta = {"steps": str(step), "train_seconds": f"{seconds:.0f}", "val_mel_l1": f"{val:.4f}"}
+    save_builtin(model, out / "last.safetensors", meta)
+    history.append({"step": step, "seconds": round(seconds), "val_mel_l1": val})
+    if val < best:
+        best = val
+        save_builtin(model, out / "best.safetensors", meta)
+    write_text_atomic(out / "history.json", json.dumps(history, indent=1))
+    log(f"eval step {step} held-out mel L1 {val:.4f} (best {best:.4f})")
+    return best
 
 
 SHIPPED_FIGURES = ("steps", "train_seconds", "val_mel_l1")  # training figures the shipped file keeps
