@@ -9,9 +9,10 @@
    of the query (content should survive what a singer change does).
 3. Same text, other voice: mean DTW cost between renditions of one text by two voices, over the mean cost
    between different texts by two voices (lower is better: 1.0 means the content does not tell texts apart).
-4. Phone error rate (``--phones``): a linear CTC probe over SHARED_PHONES fitted on frozen content of clips of
-   the TRAINING corpus (``--train-corpus``, trainable voices only), then greedy-decoded on the held-out corpus;
-   PER = edit distance / reference phones. For weights with a phone head, its own PER too.
+4. Phonetics (``--phones``): a linear probe (logistic regression over SHARED_PHONES) fitted on frozen content
+   frames of the TRAINING corpus's clips with phone timings (``--train-corpus``, trainable voices only), then
+   run on the held-out clips with timings: frame phone accuracy, and PER (frame predictions collapsed: repeats
+   merged, silence dropped; edit distance / reference phones). For weights with a phone head, its own too.
 
     python benchmarks/content_probe.py [--corpus DIR] [--weights FILE] [--name builtin|phonetic] [--phones]
         [--json OUT]
@@ -101,12 +102,13 @@ def retrieval(queries: list[np.ndarray], feats: list[np.ndarray], voices: list[s
     return float(np.mean(hits)), float(np.mean(chance))
 
 
-def text_distance(feats: list[np.ndarray], voices: list[str], groups: list[str]) -> float:
-    """Mean DTW cost of same-text pairs of two voices over that of different-text pairs of two voices."""
+def text_distance(feats: list[np.ndarray], voices: list[str], groups: list[str], pools: list[str]) -> float:
+    """Mean DTW cost of same-text pairs of two voices over that of different-text pairs of two voices, pairs
+    taken within a pool (language and kind: spoken with spoken, sung with sung)."""
     same, other = [], []
     for i in range(len(feats)):
         for j in range(i + 1, len(feats)):
-            if voices[i] != voices[j] and groups[i] and groups[j] and groups[i].split("/")[0] == groups[j].split("/")[0]:
+            if voices[i] != voices[j] and groups[i] and groups[j] and pools[i] == pools[j]:
                 (same if groups[i] == groups[j] else other).append(dtw_cost(feats[i], feats[j]))
     return float(np.mean(same) / np.mean(other)) if same and other else float("nan")
 
@@ -121,63 +123,68 @@ def edit_distance(a: list[int], b: list[int]) -> int:
     return row[-1]
 
 
-def greedy_ctc(logits: np.ndarray) -> list[int]:
-    """(T, P) logits -> labels: argmax per frame, repeats merged, blanks (0) dropped."""
-    best = logits.argmax(-1)
-    return [int(k) for i, k in enumerate(best) if k != 0 and (i == 0 or k != best[i - 1])]
+def collapse(frames: np.ndarray, silence: int, width: int = 5) -> list[int]:
+    """Per-frame phone indices -> the phone sequence: a majority filter over ``width`` frames (58 ms: shorter
+    flickers are not phones), then repeats merged and silence dropped."""
+    half = width // 2
+    padded = np.pad(frames, half, mode="edge")
+    smooth = np.array([np.bincount(padded[i:i + width]).argmax() for i in range(len(frames))])
+    return [int(k) for i, k in enumerate(smooth) if k != silence and (i == 0 or k != smooth[i - 1])]
 
 
-def per(logits: list[np.ndarray], targets: list[np.ndarray]) -> float:
-    """Phone error rate of greedy CTC decoding over all clips."""
-    errors = sum(edit_distance(greedy_ctc(lg), t.tolist()) for lg, t in zip(logits, targets, strict=True))
+def per(predicted: list[np.ndarray], targets: list[np.ndarray], silence: int) -> float:
+    """Phone error rate of collapsed frame predictions against the clips' phone sequences."""
+    errors = sum(edit_distance(collapse(p, silence), t.tolist()) for p, t in zip(predicted, targets, strict=True))
     return errors / max(1, sum(len(t) for t in targets))
 
 
-def fit_ctc_probe(feats: list[np.ndarray], targets: list[np.ndarray], steps: int = 600) -> torch.nn.Linear:
-    """A linear (C -> blank + SHARED_PHONES) layer fitted with CTC on frozen (C, T) features."""
-    from melisma.corpus.phones import SHARED_PHONES
+def timed_features(enc: BuiltinContentEncoder, clips: list) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Content (C, T) and per-frame phone labels of the clips that carry phone timings."""
+    from melisma.training.content import frame_targets
 
-    torch.manual_seed(0)
-    probe = torch.nn.Linear(feats[0].shape[0], len(SHARED_PHONES) + 1)
-    opt = torch.optim.Adam(probe.parameters(), lr=3e-3)
-    rng = np.random.default_rng(0)
-    for _ in range(steps):
-        pick = rng.choice(len(feats), size=16)
-        x = [torch.from_numpy(feats[i].T) for i in pick]
-        padded = torch.nn.utils.rnn.pad_sequence(x)  # (T, B, C)
-        logp = probe(padded).log_softmax(-1)
-        loss = torch.nn.functional.ctc_loss(
-            logp, torch.from_numpy(np.concatenate([targets[i] for i in pick])), torch.tensor([len(v) for v in x]),
-            torch.tensor([len(targets[i]) for i in pick]), zero_infinity=True)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return probe
-
-
-def phone_figures(enc: BuiltinContentEncoder, train_corpus: Path, held: list, held_feats: list[np.ndarray],
-                  n_train: int = 400) -> dict:
-    """PER of a linear CTC probe (fitted on ``train_corpus``) and of the encoder's own head on held-out clips."""
-    from melisma.corpus import trainable_clips
-    from melisma.training.content import phone_targets
-
-    clips = trainable_clips([train_corpus])
-    rng = np.random.default_rng(1)
-    clips = [clips[i] for i in rng.permutation(len(clips))[:n_train]]
-    feats, targets = [], []
+    feats, labels = [], []
     for clip in clips:
         x, _ = load_audio(clip.audio_path)
-        feats.append(enc(torch.from_numpy(0.5 * x / max(1e-4, float(np.abs(x).max()))))[0].numpy())
-        targets.append(phone_targets(clip))
-    probe = fit_ctc_probe(feats, targets)
-    held_targets = [phone_targets(c) for c in held]
-    with torch.no_grad():
-        logits = [probe(torch.from_numpy(f.T)).numpy() for f in held_feats]
-    out = {"per_linear_probe": per(logits, held_targets), "probe_train_clips": len(clips)}
+        f = enc(torch.from_numpy(0.5 * x / max(1e-4, float(np.abs(x).max()))))[0].numpy()
+        lab = frame_targets(clip, f.shape[1])
+        if lab is not None:
+            feats.append(f)
+            labels.append(lab)
+    return feats, labels
+
+
+def phone_figures(enc: BuiltinContentEncoder, train_corpus: Path, held: list, max_frames: int = 30000) -> dict:
+    """Frame phone accuracy and PER on the held-out clips with phone timings, from a linear probe (logistic
+    regression) fitted on content frames of the training corpus's timed clips; and from the encoder's own
+    phone head where it has one."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from melisma.corpus import trainable_clips
+    from melisma.corpus.phones import SHARED_PHONES, SIL
+    from melisma.training.content import phone_targets
+
+    silence = SHARED_PHONES.index(SIL) + 1
+    tr_x, tr_y = timed_features(enc, trainable_clips([train_corpus]))
+    held = [c for c in held if c.phone_ends]
+    te_x, te_y = timed_features(enc, held)
+    x, y = np.concatenate(tr_x, 1).T, np.concatenate(tr_y)
+    pick = np.random.default_rng(0).permutation(len(y))[:max_frames]
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=1.0))
+    clf.fit(x[pick], y[pick])
+    pred = [clf.predict(f.T) for f in te_x]
+    sequences = [phone_targets(c) for c in held]
+    out = {"phone_train_clips": len(tr_x), "phone_heldout_clips": len(te_x),
+           "phone_heldout_voices": sorted({c.voice for c in held}),
+           "frame_acc_majority": float(np.mean(np.concatenate(te_y) == np.bincount(y).argmax())),
+           "frame_acc_linear_probe": float(np.mean(np.concatenate(pred) == np.concatenate(te_y))),
+           "per_linear_probe": per(pred, sequences, silence)}
     if enc.net.phone_head is not None:
         with torch.no_grad():
-            own = [enc.net.phone_logits(torch.from_numpy(f)[None])[0].numpy() for f in held_feats]
-        out["per_own_head"] = per(own, held_targets)
+            own = [enc.net.phone_logits(torch.from_numpy(f)[None])[0, :, 1:].argmax(-1).numpy() + 1 for f in te_x]
+        out["frame_acc_own_head"] = float(np.mean(np.concatenate(own) == np.concatenate(te_y)))
+        out["per_own_head"] = per(own, sequences, silence)
     return out
 
 
@@ -231,9 +238,10 @@ def main() -> None:
         q = [s if s is not None else f for s, f in zip(shifted[name], feats[name], strict=True)]
         res[f"retrieval_shifted_{name}"] = retrieval(q, feats[name], voices, groups, q_groups)[0]
     for name in ("mel", "content"):
-        res[f"same_text_distance_{name}"] = text_distance(feats[name], voices, groups)
+        res[f"same_text_distance_{name}"] = text_distance(feats[name], voices, groups,
+                                                          [f"{c.language}/{c.kind}" for c in clips])
     if a.phones:
-        res.update(phone_figures(enc, a.train_corpus, clips, feats["content"]))
+        res.update(phone_figures(enc, a.train_corpus, clips))
     res["seconds"] = round(time.time() - t0, 1)
     print(json.dumps(res, indent=1))
     a.json.parent.mkdir(parents=True, exist_ok=True)

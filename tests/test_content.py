@@ -167,7 +167,8 @@ def test_training_log_is_rewritten_whole_every_log_every_steps(tmp_path):
 
 
 def _phonetic_corpus(tmp_path, sine_clip):
-    """Two voices x two clips, each with phones (the tone's 'la la' in espeak IPA)."""
+    """Two voices x two clips whose 'phones' sound different: l = a 200 Hz tone, a = a 700 Hz tone, aː = noise,
+    then silence; timed l a l aː ending at 0.2 0.5 0.7 1.0 s (1.3 s clips)."""
     from dataclasses import replace
 
     from corpus_standins import write_clips
@@ -175,12 +176,20 @@ def _phonetic_corpus(tmp_path, sine_clip):
     from melisma.corpus import load_corpus
     from melisma.corpus.manifest import write_manifest
 
-    base = sine_clip[0]
-    clips = [(voice, (np.roll(base, 3000 * k) * (0.3 + 0.2 * k)).astype(np.float32), None)
-             for voice in ("espeak:en+m3", "espeak:en+f3") for k in range(2)]
+    sr, rng = 44100, np.random.default_rng(0)
+
+    def tone(hz, s):
+        return 0.3 * np.sin(2 * np.pi * hz * np.arange(int(s * sr)) / sr)
+
+    clips = []
+    for voice, gain in (("espeak:en+m3", 0.6), ("espeak:en+f3", 1.0)):
+        for k in range(2):
+            x = np.concatenate([tone(200, 0.2), tone(700, 0.3), tone(200, 0.2), 0.2 * rng.standard_normal(int(0.3 * sr)),
+                                np.zeros(int(0.3 * sr))])
+            clips.append((voice, (gain * x * (1 + 0.1 * k)).astype(np.float32), None))
     folder = write_clips(tmp_path / "corpus", clips)
-    write_manifest(folder, [replace(c, phones=["l", "ˈa", "l", "aː"], phone_set="espeak-ipa")
-                            for c in load_corpus(folder)])
+    write_manifest(folder, [replace(c, phones=["l", "a", "l", "aː"], phone_ends=[0.2, 0.5, 0.7, 1.0],
+                                    phone_set="espeak-ipa") for c in load_corpus(folder)])
     return folder
 
 
@@ -191,6 +200,20 @@ def test_phone_targets_map_onto_the_shared_inventory(tmp_path, sine_clip):
 
     clip = load_corpus(_phonetic_corpus(tmp_path, sine_clip))[0]
     assert [SHARED_PHONES[i - 1] for i in phone_targets(clip)] == ["l", "a", "l", "aː"]
+
+
+def test_frame_targets_follow_the_phone_timings(tmp_path, sine_clip):
+    from melisma.corpus import load_corpus
+    from melisma.corpus.phones import SHARED_PHONES
+    from melisma.training.content import frame_targets
+
+    clip = load_corpus(_phonetic_corpus(tmp_path, sine_clip))[0]
+    labels = [SHARED_PHONES[i - 1] for i in frame_targets(clip, 120)]
+    assert labels[0] == "l" and labels[30] == "a" and labels[50] == "l" and labels[80] == "aː"
+    assert labels[17] == "l" and labels[18] == "a" and labels[-1] == "sil"  # 0.2 s ends at frame 17.2
+    from dataclasses import replace
+
+    assert frame_targets(replace(clip, phone_ends=[]), 120) is None
 
 
 def test_phone_head_is_optional_and_gives_a_posteriorgram(tmp_path, sine_clip):
@@ -241,3 +264,25 @@ def test_ctc_term_learns_the_phones(tmp_path, sine_clip):
         opt.step()
         losses.append(loss.item())
     assert losses[0] > 3.0 and losses[-1] < 0.3 * losses[0]
+
+
+@pytest.mark.slow
+def test_frame_phone_term_learns_the_labels(tmp_path, sine_clip):
+    from melisma.corpus import trainable_clips
+    from melisma.training.content import ClipBank, ContentTrainer, TrainConfig, make_phone_batch
+
+    cfg = TrainConfig(crop_frames=48, phone_weight=1.0, phone_batch=4)
+    bank = ClipBank(trainable_clips([_phonetic_corpus(tmp_path, sine_clip)]), cfg.crop_frames)
+    torch.manual_seed(0)
+    model = ContentTrainer(BuiltinConfig(channels=64, n_blocks=2, n_codes=32, n_phones=83))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    batch = make_phone_batch(bank, cfg, random.Random(0))
+    assert batch["view"].shape == (4, 128, 48) and batch["labels"].shape == (4, 48)
+    accuracy = []
+    for _ in range(60):
+        loss, acc = model.phone(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        accuracy.append(acc.item())
+    assert accuracy[0] < 0.5 and accuracy[-1] > 0.85

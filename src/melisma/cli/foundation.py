@@ -72,8 +72,10 @@ def _register_content(stages: argparse._SubParsersAction) -> None:
                         "takes --log for its --log-dir)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--phonetic", type=float, nargs="?", const=1.0, default=0.0, metavar="WEIGHT",
-                   help="phone supervision: CTC over the corpus clips' phones through a phone head, with this "
-                        "weight (default 1 when given; the 'phonetic' encoder)")
+                   help="phone supervision: frame phone labels from the corpus clips' phone timings through a "
+                        "phone head, with this weight (default 1 when given; the 'phonetic' encoder)")
+    p.add_argument("--ctc", type=float, default=0.0, metavar="WEIGHT",
+                   help="CTC through the phone head on whole clips without timings (default off)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     p.add_argument("--init", default=None, metavar="WEIGHTS", help="start from these encoder weights")
     p.add_argument("--max-steps", type=int, default=100_000, help="stop after this many steps")
@@ -95,7 +97,8 @@ def run_content(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     if args.init and not Path(args.init).is_file():
         raise MelismaError(f"--init {args.init}: no such weights file")
-    cfg = TrainConfig(minutes=args.minutes, ctc_weight=args.phonetic, max_steps=args.max_steps, lr=args.lr)
+    cfg = TrainConfig(minutes=args.minutes, phone_weight=args.phonetic, ctc_weight=args.ctc,
+                      max_steps=args.max_steps, lr=args.lr)
     figures = train([Path(c) for c in args.corpus], Path(args.output), cfg, Path(args.log) if args.log else None,
                     Path(args.init) if args.init else None)
     if is_main_process():  # under torchrun one process speaks

@@ -7,9 +7,13 @@ Objective per step, on random 128-frame crops:
   nce    InfoNCE between the unit vectors of two differently perturbed views at the same frames
          (negatives: the other sampled frames of the batch).
   vq     codebook + commitment loss of the cosine VQ.
-  ctc    (``ctc_weight`` > 0, the phonetic v2) CTC between the phone head's logits on the content of a
-         perturbed whole clip and the clip's phones from its synthesiser's front end, mapped onto
+  phone  (``phone_weight`` > 0, the phonetic v2) cross-entropy of the phone head's logits on the content of
+         a perturbed crop against the phone sounding at each frame, from the synthesiser's own phone timings
+         (festival, flite; WORLD-sung clips carry them through their time map), mapped onto
          ``melisma.corpus.phones.SHARED_PHONES``: content has to carry what is said, in every voice alike.
+  ctc    (``ctc_weight`` > 0) CTC of the same head on perturbed whole clips against their phones, for clips
+         without timings. Measured: from builtin-v1, 556 steps did not leave CTC's all-blank plateau (PER 0.97),
+         so the shipped v2 uses the frame term alone.
 Run:  melisma foundation content --corpus DIR [DIR2 ...] -o FILE --minutes 40 [--phonetic --init V1.safetensors]
 Corpora are melisma corpora (``melisma corpus build``), read by ``trainable_clips``: held-out voices are refused.
 """
@@ -56,7 +60,9 @@ class TrainConfig:
     max_steps: int = 100_000
     log_every: int = 50  # steps per row of the loss log (the mean over those steps)
     seed: int = 0
-    ctc_weight: float = 0.0  # > 0: phone supervision through a phone head (content v2, "phonetic")
+    phone_weight: float = 0.0  # > 0: frame phone labels through a phone head (content v2, "phonetic")
+    phone_batch: int = 8  # crops of clips with phone timings per step for the phone term
+    ctc_weight: float = 0.0  # > 0: CTC through the phone head on whole clips without timings
     ctc_batch: int = 6  # whole clips per step for the CTC term
     ctc_max_frames: int = 900  # longer clips (10.4 s) are left out of the CTC batches
 
@@ -71,6 +77,7 @@ class ClipBank:
         self.f0: list[np.ndarray] = []
         self.voice: list[str] = []
         self.phones: list[np.ndarray] = []  # target indices into SHARED_PHONES, + 1 (0 is the CTC blank)
+        self.labels: list[np.ndarray | None] = []  # per frame: the sounding phone's index (+ 1); None: no timings
         for clip in clips:
             x, _ = load_audio(clip.audio_path)
             if len(x) // HOP_SIZE + 1 < min_frames + 1:
@@ -80,6 +87,7 @@ class ClipBank:
             self.f0.append(model_pitch().extract(x.astype(np.float32), SAMPLE_RATE))
             self.voice.append(clip.voice)
             self.phones.append(phone_targets(clip))
+            self.labels.append(frame_targets(clip, len(self.f0[-1])))
         self.by_voice: dict[str, list[int]] = defaultdict(list)
         for i, v in enumerate(self.voice):
             self.by_voice[v].append(i)
@@ -101,6 +109,19 @@ def phone_targets(clip: ClipRecord) -> np.ndarray:
     index = {p: i + 1 for i, p in enumerate(SHARED_PHONES)}
     shared = to_shared(clip.phones, clip.phone_set) if clip.phones else []
     return np.array([index[p] for p in shared if p != SIL], dtype=np.int64)
+
+
+def frame_targets(clip: ClipRecord, n: int) -> np.ndarray | None:
+    """(n,) per-frame phone indices (into ``SHARED_PHONES``, + 1; silence is ``sil``) from the clip's phone
+    timings; None when it has none."""
+    from melisma.audio.constants import FRAME_RATE
+    from melisma.corpus.phones import SHARED_PHONES, frame_labels, shared_segments
+
+    if not clip.phone_ends or len(clip.phone_ends) != len(clip.phones):
+        return None
+    index = {p: i + 1 for i, p in enumerate(SHARED_PHONES)}
+    labels = frame_labels(shared_segments(clip.phones, clip.phone_ends, clip.phone_set), n, FRAME_RATE)
+    return np.array([index[p] for p in labels], dtype=np.int64)
 
 
 class SpeakerEncoder(nn.Module):
@@ -188,6 +209,22 @@ def make_ctc_batch(bank: ClipBank, cfg: TrainConfig, rng: random.Random) -> dict
             "target_lengths": torch.tensor([len(bank.phones[i]) for i in picks])}
 
 
+def make_phone_batch(bank: ClipBank, cfg: TrainConfig, rng: random.Random) -> dict[str, torch.Tensor]:
+    """Crops of clips with phone timings (one per randomly drawn timed voice) -> a perturbed log-mel
+    (B, 128, crop_frames) and the phone index sounding at each frame (B, crop_frames)."""
+    timed = {v: [i for i in idx if bank.labels[i] is not None] for v, idx in bank.by_voice.items()}
+    voices = [v for v in bank.voices if timed[v]]
+    audios, labels = [], []
+    for _ in range(cfg.phone_batch):
+        i = rng.choice(timed[rng.choice(voices)])
+        s = rng.randint(0, len(bank.f0[i]) - cfg.crop_frames)
+        audios.append(bank.audio[i][s * HOP_SIZE:(s + cfg.crop_frames - 1) * HOP_SIZE].astype(np.float32) / 32767)
+        labels.append(bank.labels[i][s:s + cfg.crop_frames])  # type: ignore[index]
+    gen = torch.Generator().manual_seed(rng.randrange(1 << 30))
+    mel = to_mel(perturb_magnitude(magnitude_stft(torch.from_numpy(np.stack(audios))), PerturbConfig(), gen))
+    return {"view": mel, "labels": torch.from_numpy(np.stack(labels))}
+
+
 class ContentTrainer(nn.Module):
     """Encoder + training-only speaker encoder and decoder; ``losses`` returns the loss terms."""
 
@@ -205,8 +242,15 @@ class ContentTrainer(nn.Module):
                          zero_infinity=True)
         return nll / batch["frames"].sum()
 
+    def phone(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame cross-entropy of the phone head on a ``make_phone_batch`` batch, and its frame accuracy."""
+        logits = self.encoder.phone_logits(self.encoder.encode(batch["view"])[1])  # (B, T, P)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1))
+        return loss, (logits.argmax(-1) == batch["labels"]).float().mean()
+
     def losses(self, batch: dict[str, torch.Tensor], cfg: TrainConfig,
-               ctc_batch: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+               ctc_batch: dict[str, torch.Tensor] | None = None,
+               phone_batch: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         za, content, idx, vq_a = self.encoder.encode(batch["view_a"])
         zb, _, _, vq_b = self.encoder.encode(batch["view_b"])
         recon = F.l1_loss(self.decoder(content, self.speaker(batch["ref"]), batch["cond"]), batch["clean"])
@@ -220,6 +264,9 @@ class ContentTrainer(nn.Module):
         if ctc_batch is not None:
             terms["ctc"] = self.ctc(ctc_batch)
             total = total + cfg.ctc_weight * terms["ctc"]
+        if phone_batch is not None:
+            terms["phone"], terms["phone_acc"] = self.phone(phone_batch)
+            total = total + cfg.phone_weight * terms["phone"]
         return {"total": total, **terms}
 
 
@@ -245,7 +292,8 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
     torch.manual_seed(cfg.seed + world.rank)  # rank 0 of 1: exactly cfg.seed; other ranks' weights are replaced
     rng = random.Random(cfg.seed + world.rank)
     bank = ClipBank(clips, cfg.crop_frames)
-    model = ContentTrainer(BuiltinConfig(n_phones=len(SHARED_PHONES) + 1 if cfg.ctc_weight > 0 else 0))
+    phonetic = cfg.ctc_weight > 0 or cfg.phone_weight > 0
+    model = ContentTrainer(BuiltinConfig(n_phones=len(SHARED_PHONES) + 1 if phonetic else 0))
     if init is not None:
         warm_start(model.encoder, init)
     world.broadcast_weights(model)
@@ -261,7 +309,8 @@ def train(corpora: list[Path], out: Path, cfg: TrainConfig, log: Path | None = N
         for g in opt.param_groups:
             g["lr"] = cfg.lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         ctc_batch = make_ctc_batch(bank, local, rng) if cfg.ctc_weight > 0 else None
-        terms = model.losses(make_batch(bank, local, rng), local, ctc_batch)
+        phone_batch = make_phone_batch(bank, local, rng) if cfg.phone_weight > 0 else None
+        terms = model.losses(make_batch(bank, local, rng), local, ctc_batch, phone_batch)
         opt.zero_grad()
         terms["total"].backward()
         world.average_gradients(model.parameters())
@@ -290,12 +339,15 @@ def _share(cfg: TrainConfig, world: World) -> TrainConfig:
     """This process's share of the batches (``cfg`` itself for one process); MelismaError when they do not
     split evenly over the processes."""
     ctc = cfg.ctc_batch if cfg.ctc_weight > 0 else 0
-    if cfg.batch % world.size or ctc % world.size:
+    phone = cfg.phone_batch if cfg.phone_weight > 0 else 0
+    if cfg.batch % world.size or ctc % world.size or phone % world.size:
         raise MelismaError(f"batch {cfg.batch}" + (f" / CTC batch {ctc}" if ctc else "")
+                           + (f" / phone batch {phone}" if phone else "")
                            + f" does not split over {world.size} processes; use a multiple")
     if not world.active:
         return cfg
-    return replace(cfg, batch=cfg.batch // world.size, ctc_batch=max(1, cfg.ctc_batch // world.size))
+    return replace(cfg, batch=cfg.batch // world.size, ctc_batch=max(1, cfg.ctc_batch // world.size),
+                   phone_batch=max(1, cfg.phone_batch // world.size))
 
 
 def _mean_over(world: World, hist: dict[str, list[float]], last: int) -> dict[str, float]:
