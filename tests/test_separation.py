@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from corpus_standins import TINY, trainable_copy
 
 from melisma.audio.constants import SAMPLE_RATE
 from melisma.cli import main
@@ -15,10 +16,13 @@ from melisma.errors import MelismaError
 from melisma.paths import DEMO, SEPARATOR_WEIGHTS
 from melisma.separation.metrics import si_sdr_db
 from melisma.separation.midi import Note, Part, midi_bytes
-from melisma.separation.model import (BandSplitMasker, SeparatorConfig, WindowedSeparator, load_separator,
-                                      save_separator)
-
-from corpus_standins import TINY, trainable_copy
+from melisma.separation.model import (
+    BandSplitMasker,
+    SeparatorConfig,
+    WindowedSeparator,
+    load_separator,
+    save_separator,
+)
 
 needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed")
 TINY_CFG = SeparatorConfig(dim=8, dilations=(1, 2))
@@ -162,3 +166,22 @@ def test_training_refuses_held_out_voices_in_separation_data():
     song = SongRecord("s", "kokoro:jf_tebukuro", [], 120.0, "C major", {}, 0.0, 10.0)
     with pytest.raises(MelismaError, match="held-out"):
         refuse_held_out_songs([song], "data")
+
+
+@pytest.mark.parametrize("method", ["dsp", "learned"])
+def test_prepare_reports_each_songs_estimated_leakage(tmp_path, capsys, method):
+    import json
+
+    from melisma.prepare.synthetic import synthetic_song
+
+    if method == "learned" and not SEPARATOR_WEIGHTS.is_file():
+        pytest.skip("needs the shipped separator weights")
+    song = tmp_path / "song.wav"
+    sf.write(str(song), synthetic_song((5.0, 5.0), pause=1.0).mix, SAMPLE_RATE, subtype="FLOAT")
+    rc = main(["prepare", str(song), "-o", str(tmp_path / "ds"), "--separate", method, "--min-length", "2"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    source = json.loads((tmp_path / "ds" / "manifest.json").read_text())["sources"][0]
+    assert isinstance(source["leakage_db"], float) and -60.0 < source["leakage_db"] < 10.0
+    assert f"estimated vocal leakage {source['leakage_db']:.1f} dB" in (tmp_path / "ds" / "report.txt").read_text()
+    assert "estimated vocal leakage" in err

@@ -31,9 +31,9 @@ LOG_FLOOR = 1e-5  # added to |X| before the log: ~-100 dB below a full-scale sin
 
 def default_band_edges_hz() -> tuple[float, ...]:
     """Band edges in Hz: 100 Hz steps to 1 kHz, 250 Hz to 4 kHz, 500 Hz to 8 kHz, 2 kHz to 16 kHz, then Nyquist."""
-    edges = list(np.arange(0, 1000, 100)) + list(np.arange(1000, 4000, 250)) + list(np.arange(4000, 8000, 500))
-    edges += list(np.arange(8000, 16001, 2000)) + [SAMPLE_RATE / 2]
-    return tuple(float(e) for e in edges)
+    steps = ((0, 1000, 100), (1000, 4000, 250), (4000, 8000, 500), (8000, 16001, 2000))
+    edges = [float(e) for lo, hi, step in steps for e in range(lo, hi, step)]
+    return (*edges, SAMPLE_RATE / 2)
 
 
 @dataclass(frozen=True)

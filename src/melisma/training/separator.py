@@ -27,8 +27,15 @@ from melisma.audio.constants import SAMPLE_RATE
 from melisma.errors import MelismaError
 from melisma.separation.data import SongRecord, load_separation_data
 from melisma.separation.metrics import si_sdr_db
-from melisma.separation.model import (BandSplitMasker, SeparatorConfig, WindowedSeparator, load_separator,
-                                      save_separator, split_spec, stft)
+from melisma.separation.model import (
+    BandSplitMasker,
+    SeparatorConfig,
+    WindowedSeparator,
+    load_separator,
+    save_separator,
+    split_spec,
+    stft,
+)
 
 Stems = tuple[np.ndarray, np.ndarray]  # (vocal, accompaniment), (n,) float32 each
 
@@ -36,7 +43,7 @@ Stems = tuple[np.ndarray, np.ndarray]  # (vocal, accompaniment), (n,) float32 ea
 @dataclass(frozen=True)
 class TrainConfig:
     minutes: float = 35.0  # wall-clock budget, resumed runs included
-    batch: int = 8
+    batch: int = 4
     crop_s: float = 2.0
     lr: float = 2e-3
     warmup_steps: int = 100
