@@ -355,6 +355,9 @@ def build_separation_data(folder: str | os.PathLike, clips, n_songs: int, seed: 
     soundfont()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's folder is private; the data gets the usual permissions
     try:
         records = [_write_song(tmp, voices, seed, i, split, duration_s, log) for i in range(n_songs)]
         doc = {**stamp("separation-data"), "generator": GENERATOR_VERSION, "seed": seed, "split": split,
