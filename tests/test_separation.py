@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -36,6 +37,7 @@ def test_midi_bytes_are_a_format0_file_with_every_note():
     assert int.from_bytes(data[18:22], "big") == len(data) - 22
 
 
+@pytest.mark.slow
 @needs_fluidsynth
 def test_generator_is_deterministic_and_its_stems_sum_to_the_mix(tmp_path):
     from melisma.corpus import load_corpus
@@ -170,8 +172,6 @@ def test_training_refuses_held_out_voices_in_separation_data():
 
 @pytest.mark.parametrize("method", ["dsp", "learned"])
 def test_prepare_reports_each_songs_estimated_leakage(tmp_path, capsys, method):
-    import json
-
     from melisma.prepare.synthetic import synthetic_song
 
     if method == "learned" and not SEPARATOR_WEIGHTS.is_file():
@@ -185,3 +185,43 @@ def test_prepare_reports_each_songs_estimated_leakage(tmp_path, capsys, method):
     assert isinstance(source["leakage_db"], float) and -60.0 < source["leakage_db"] < 10.0
     assert f"estimated vocal leakage {source['leakage_db']:.1f} dB" in (tmp_path / "ds" / "report.txt").read_text()
     assert "estimated vocal leakage" in err
+
+
+def _fake_separation_data(folder, n_songs: int, seconds: float = 2.0):
+    """A separation-data folder of numpy stems (a vibrato tone over a low drone), without fluidsynth."""
+    from melisma.formats import stamp
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    songs = []
+    for i in range(n_songs):
+        f0 = 200 + 40 * i
+        vocal = 0.1 * np.sin(2 * np.pi * f0 * t + 0.5 * np.sin(2 * np.pi * 5 * t))
+        acc = 0.1 * np.sin(2 * np.pi * 55 * t) + 0.01 * rng.standard_normal(t.size)
+        for stem, audio in (("vocal", vocal), ("accompaniment", acc), ("mix", vocal + acc)):
+            sf.write(str(folder / f"s{i}.{stem}.flac"), audio, SAMPLE_RATE, subtype="PCM_24")
+        songs.append({"id": f"s{i}", "voice": "espeak:en+f3:p60", "clips": [], "bpm": 120.0, "key": "C major",
+                      "roles": {}, "ratio_db": 0.0, "seconds": seconds})
+    (folder / "data.json").write_text(json.dumps({**stamp("separation-data"), "songs": songs}))
+    return folder
+
+
+@pytest.mark.slow
+def test_training_writes_best_and_last_and_resumes(tmp_path):
+    from dataclasses import replace
+
+    from melisma.formats import safetensors_metadata
+    from melisma.training.separator import TrainConfig, train_separator
+
+    data = _fake_separation_data(tmp_path / "data", 3)
+    cfg = TrainConfig(minutes=0.02, batch=2, crop_s=1.0, val_songs=1, val_every=1000, model=TINY_CFG)
+    best = train_separator([data], tmp_path / "run", cfg, log=lambda *_: None)
+    first = int(json.loads(safetensors_metadata(tmp_path / "run" / "last.safetensors", "separator-weights")["card"])
+                ["step"])
+    assert best.is_file() and first > 0
+    train_separator([data], tmp_path / "run", replace(cfg, minutes=0.04), log=lambda *_: None)
+    again = json.loads(safetensors_metadata(tmp_path / "run" / "last.safetensors", "separator-weights")["card"])
+    assert again["step"] > first and again["elapsed_s"] >= 0.04 * 60
+    with pytest.raises(MelismaError, match="another model config"):
+        train_separator([data], tmp_path / "run", replace(cfg, model=SeparatorConfig(dim=6, dilations=(1,))))
