@@ -29,6 +29,10 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     debs="espeak-ng festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k flite festvox-italp16k"
     debs="$debs festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-czech-dita festvox-czech-machac"
   fi
+  # fluidsynth + a GM soundfont: the accompaniment of the separator's training songs (melisma.separation.data)
+  if ! command -v fluidsynth >/dev/null || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then
+    debs="$debs fluidsynth fluid-soundfont-gm"
+  fi
   if [ "${1:-}" = "--dev" ] && ! command -v chromedriver >/dev/null; then
     debs="$debs chromium chromium-driver"
   fi

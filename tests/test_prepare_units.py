@@ -156,6 +156,9 @@ def test_demucs_weights_missing_says_where_and_auto_falls_back(monkeypatch, tmp_
         separate.DemucsSeparator.check()
     message = str(err.value)
     assert str(tmp_path / "hub" / "checkpoints" / "955717e8-8726e21a.th") in message and "\n" not in message
+    fallback = separate.LearnedSeparator if separate.learned_usable() else DspSeparator
+    assert isinstance(separate.get_separator("auto"), fallback)
+    monkeypatch.setattr(separate, "learned_usable", lambda: False)
     assert isinstance(separate.get_separator("auto"), DspSeparator)
     assert separate.get_separator("none").separate(np.ones(3)).tolist() == [1.0, 1.0, 1.0]
 

@@ -29,13 +29,16 @@ CURRENT: dict[str, int] = {
     "features": 2,  # feature cache entries (melisma.features.cache); 2: pieces, content variants
     "corpus": 2,  # corpus.json of a generated corpus (melisma.corpus.manifest); 2: clips carry phones, phone end
     # times, their phone set and (WORLD-sung) a time map; version-1 manifests still load (no phones)
+    "separation-data": 1,  # data.json of generated separation songs (melisma.separation.data)
+    "separator-weights": 1,  # learned vocal separator weights (safetensors metadata, melisma.separation.model)
     "service-db": 1,  # the job database of ``melisma serve`` / ``melisma ui`` (SQLite, melisma.service.jobs)
 }
 
 LABELS = {"voice": "voice pack", "checkpoint": "training checkpoint", "dataset": "dataset manifest",
           "evaluation": "evaluation result", "timings": "timings file", "vocoder-weights": "vocoder weights file",
           "content-weights": "content encoder weights file", "features": "feature cache entry",
-          "corpus": "corpus manifest", "service-db": "service job database"}
+          "corpus": "corpus manifest", "service-db": "service job database",
+          "separation-data": "separation data manifest", "separator-weights": "separator weights file"}
 
 # format names written before this scheme; their documents keep the version numbers they had
 LEGACY_NAMES = {"melisma-voice": "voice", "melisma-dataset": "dataset", "melisma-vocoder-builtin": "vocoder-weights",

@@ -13,5 +13,6 @@ BASE_PACK = MODELS / "singer-base.melisma"  # the base multi-singer model; each 
 CONTENT_WEIGHTS = MODELS / "content-builtin.safetensors"  # the builtin content encoder
 PHONETIC_CONTENT_WEIGHTS = MODELS / "content-phonetic.safetensors"  # v2: the same network, phone-supervised
 VOCODER_WEIGHTS = MODELS / "vocoder-builtin.safetensors"  # the builtin vocoder
+SEPARATOR_WEIGHTS = MODELS / "separator-builtin.safetensors"  # the learned vocal separator
 BUILTIN_VOICES = ASSETS / "voices"  # single-file voice packs shipped with melisma (none yet)
 DEMO = ASSETS / "demo"  # the bundled demo song, its dry vocal, accompaniment and demo.json

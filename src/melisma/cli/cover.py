@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("song", help="song file (a mix), or a dry vocal with --separate none")
     p.add_argument("-o", "--output", required=True, help="output audio file")
     add_voice_options(p)
-    p.add_argument("--separate", default="auto", help="separation method: auto, dsp, demucs, none")
+    p.add_argument("--separate", default="auto", help="separation method: auto, learned, dsp, demucs, none")
     p.add_argument("--keep-stems", action="store_true", help="also write the vocal, accompaniment, converted stems")
     p.set_defaults(func=run)
 

@@ -3,6 +3,7 @@
     melisma foundation vocoder --corpus data/corpus-train --heldout data/vocoder-dev/heldout -o runs/vocoder
     melisma foundation content --corpus data/content-espeak data/corpus-starter -o runs/content.safetensors
     melisma foundation singer data/corpus-starter --run runs/singer-base --max-minutes 55 --ship base.melisma
+    melisma foundation separator --corpus data/corpus-hours --run runs/separator --minutes 35
 
 Corpora are melisma corpora (``melisma corpus build``); every recipe refuses one holding a held-out voice
 (``melisma.corpus.heldout``). Each model card in ``melisma/assets/models/`` gives the exact command and data.
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_vocoder(stages)
     _register_content(stages)
     _register_singer(stages)
+    _register_separator(stages)
 
 
 def _register_vocoder(stages: argparse._SubParsersAction) -> None:
@@ -138,4 +140,42 @@ def run_singer(args: argparse.Namespace) -> int:
     cfg = replace(TrainConfig(), teacher_steps=args.teacher_steps, distill_steps=args.distill_steps,
                   max_minutes=args.max_minutes, val_every=200, checkpoint_every=50)
     say(f"wrote {train_base(args.corpus, args.run, cfg, args.content, ship=args.ship)}")
+    return 0
+
+
+def _register_separator(stages: argparse._SubParsersAction) -> None:
+    p = stages.add_parser("separator", help="train the learned vocal separator on songs it renders itself",
+                          description="Make RUN/data (sung corpus clips over MIDI accompaniment rendered by "
+                                      "fluidsynth; needs fluidsynth + fluid-soundfont-gm) unless it exists, then "
+                                      "train the band-split separator on it. Interrupt any time; the same command "
+                                      "resumes. Writes RUN/best.safetensors (the file melisma ships).")
+    p.add_argument("--corpus", nargs="+", required=True, metavar="DIR", help="corpus folders with sung clips")
+    p.add_argument("--run", required=True, metavar="DIR", help="run folder (data, checkpoints, history)")
+    p.add_argument("--songs", type=int, default=240, help="songs to generate (default 240)")
+    p.add_argument("--song-seconds", type=float, default=10.0, help="length of each song (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the songs and of training")
+    p.add_argument("--minutes", type=float, default=35.0, help="training time budget (default 35)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--ship", default=None, metavar="PATH", help="also copy the best weights to PATH (atomically)")
+    p.set_defaults(func=run_separator)
+
+
+def run_separator(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    import torch
+
+    from melisma.atomic import copy_atomic
+    from melisma.errors import MelismaError
+    from melisma.progress import say
+    from melisma.training.separator import TrainConfig, foundation_separator
+
+    if args.songs < 16 or args.song_seconds < 3 or args.minutes <= 0:
+        raise MelismaError("--songs must be at least 16, --song-seconds at least 3 and --minutes positive")
+    torch.set_num_threads(max(1, args.threads))
+    cfg = replace(TrainConfig(), minutes=args.minutes, seed=args.seed)
+    best = foundation_separator(args.corpus, args.run, args.songs, args.song_seconds, args.seed, cfg, log=say)
+    if args.ship:
+        say(f"wrote {copy_atomic(best, args.ship)}")
+    say(f"best weights: {best}")
     return 0

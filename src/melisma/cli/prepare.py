@@ -15,9 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="SONG_OR_DIR", help="audio files or folders of them")
     p.add_argument("-o", "--output", required=True, metavar="DATASET_DIR", help="dataset folder to create")
-    p.add_argument("--separate", default="auto", choices=("auto", "none", "dsp", "demucs"),
-                   help="vocal separation: auto = demucs if installed with weights, else dsp; "
-                        "none = inputs are dry vocals (default: auto)")
+    p.add_argument("--separate", default="auto", choices=("auto", "none", "learned", "dsp", "demucs"),
+                   help="vocal separation: auto = demucs if installed with weights, else the learned separator "
+                        "melisma ships, else dsp; none = inputs are dry vocals (default: auto)")
     p.add_argument("--threshold-db", type=float, default=-40.0,
                    help="silence threshold in dB below a -20 dBFS loud level (default -40)")
     p.add_argument("--min-length", type=float, default=5.0, help="merge clips shorter than this, s (default 5)")
@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     for source in ds.sources:
         if source.status == "skipped":
             say(f"skipped {source.reason}")
+        elif source.leakage_db is not None:
+            say(f"{source.path}: estimated vocal leakage {source.leakage_db:.1f} dB (lower is cleaner)")
     t = ds.totals()
     print(f"{args.output}: {t['clips_kept']} clips, {t['usable_minutes']:.2f} usable minutes; "
           f"{t['clips_rejected']} set aside, {t['sources_skipped']} inputs skipped (see report.txt)")

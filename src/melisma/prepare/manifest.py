@@ -33,6 +33,7 @@ class SourceRecord:
     reason: str = ""  # why it was skipped
     duration_s: float = 0.0
     clips: int = 0
+    leakage_db: float | None = None  # estimated vocal leakage (melisma.prepare.separate.LeakageMeter); None: unseparated
 
 
 @dataclass
@@ -129,6 +130,8 @@ def report_text(ds: Dataset) -> str:
     lines.append("inputs:")
     for s in ds.sources:
         detail = f"{s.clips} clips, {s.duration_s:.1f} s" if s.status == "used" else f"skipped: {s.reason}"
+        if s.leakage_db is not None:
+            detail += f", estimated vocal leakage {s.leakage_db:.1f} dB"
         lines.append(f"  {s.path}: {detail}")
     rejected = [c for c in ds.clips if c.status == "rejected"]
     if rejected:

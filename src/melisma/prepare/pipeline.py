@@ -28,7 +28,7 @@ from melisma.audio.loudness import normalize_loudness
 from melisma.errors import AudioInputError, MelismaError
 from melisma.prepare.manifest import ClipRecord, Dataset, SourceRecord, finite_or_none, report_text, to_json
 from melisma.prepare.quality import CLIP_LEVEL, QualityThresholds, assess_clip
-from melisma.prepare.separate import Separator, get_separator
+from melisma.prepare.separate import LeakageMeter, Separator, get_separator
 from melisma.prepare.slicer import ENVELOPE_HOP, SliceSettings, envelope_db, slice_envelope
 from melisma.progress import track
 
@@ -37,7 +37,7 @@ SILENT_PEAK = 1e-5  # -100 dBFS: a song whose mix never exceeds this is pure sil
 
 @dataclass(frozen=True)
 class PrepareSettings:
-    separate: str = "auto"  # auto | none | dsp | demucs
+    separate: str = "auto"  # auto | none | learned | dsp | demucs
     slicing: SliceSettings = field(default_factory=SliceSettings)
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     target_lufs: float = TARGET_LUFS
@@ -102,21 +102,26 @@ def _prepare_source(path: Path, stem: str, tmp: Path, sep: Separator, s: Prepare
         if path.is_dir():
             raise AudioInputError(f"{path}: folder holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
         info = probe_audio(path)
-        records = prepare_song(path, stem, tmp, sep, s)
+        leakage = LeakageMeter()
+        records = prepare_song(path, stem, tmp, sep, s, leakage)
     except AudioInputError as exc:
         ds.sources.append(SourceRecord(str(path), "skipped", str(exc)))
         return
-    ds.sources.append(SourceRecord(str(path), "used", "", round(info.duration, 2), len(records)))
+    ds.sources.append(SourceRecord(str(path), "used", "", round(info.duration, 2), len(records),
+                                   finite_or_none(leakage.db)))
     ds.clips += records
 
 
-def prepare_song(path: Path, stem: str, root: Path, sep: Separator, s: PrepareSettings) -> list[ClipRecord]:
-    """Separate, slice and check one song; writes its clips under ``root``/clips and ``root``/rejected."""
+def prepare_song(path: Path, stem: str, root: Path, sep: Separator, s: PrepareSettings,
+                 leakage: LeakageMeter | None = None) -> list[ClipRecord]:
+    """Separate, slice and check one song; writes its clips under ``root``/clips and ``root``/rejected.
+
+    ``leakage``, when given, accumulates the song's estimated vocal leakage (``LeakageMeter``)."""
     work = root / ".work"
     work.mkdir(exist_ok=True)
     vocal_path = work / f"{stem}.vocal.wav"
     try:
-        env, clipped, peak = _separate_to_file(path, vocal_path, sep, s.window_s)
+        env, clipped, peak = _separate_to_file(path, vocal_path, sep, s.window_s, leakage)
         if peak < SILENT_PEAK:
             raise AudioInputError(f"{path}: pure silence, nothing to prepare")
         segments = slice_envelope(env, s.slicing)
@@ -127,7 +132,8 @@ def prepare_song(path: Path, stem: str, root: Path, sep: Separator, s: PrepareSe
         vocal_path.unlink(missing_ok=True)
 
 
-def _separate_to_file(path: Path, vocal_path: Path, sep: Separator, window_s: int):
+def _separate_to_file(path: Path, vocal_path: Path, sep: Separator, window_s: int,
+                      leakage: LeakageMeter | None = None):
     """Stream ``path`` window by window through ``sep`` into a float WAV at SAMPLE_RATE.
 
     Returns (10 ms vocal envelope in dB, clipped-sample count of the mix per 10 ms frame, mix peak).
@@ -144,6 +150,8 @@ def _separate_to_file(path: Path, vocal_path: Path, sep: Separator, window_s: in
             mix = _read_window(path, lo, hi)
             vocal = sep.separate(mix)[a - lo: b - lo]
             core = mix[a - lo: b - lo]
+            if leakage is not None and sep.name != "none":
+                leakage.add(core, vocal)
             peak = max(peak, float(np.abs(core).max()))
             envs.append(envelope_db(vocal))
             clips.append(_frame_counts(np.abs(core) >= CLIP_LEVEL))

@@ -1,6 +1,8 @@
 """Vocal separation: a ``Separator`` takes a mono mix and returns the vocal estimate, same length and rate.
 
-- ``dsp`` (default, no weights): STFT soft masking built from two cues, combined Wiener-style:
+- ``learned`` (default when its shipped weights are there): the band-split mask network melisma trains itself
+  (``melisma.separation.model``; recipe ``melisma foundation separator``), run in overlapping windows.
+- ``dsp`` (the fallback, no weights): STFT soft masking built from two cues, combined Wiener-style:
   1. harmonic/percussive split (median filtering, Fitzgerald 2010): drums go to the accompaniment;
   2. a harmonic comb on the predominant F0 (harmonic-summation salience on the harmonic part: the
      dominant melody is usually the voice): energy off the comb is accompaniment or harmony.
@@ -8,6 +10,9 @@
   sung melody repeats its notes as much as the accompaniment repeats its bars.
 - ``demucs``: Hybrid Transformer Demucs when the ``demucs`` package and its weights are installed.
 - ``none``: the input is already a dry vocal.
+
+``auto`` takes demucs when a user has installed it with its weights (it was trained on real music), else the
+learned separator, else dsp.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 from melisma.audio.constants import HOP_SIZE, N_FFT, SAMPLE_RATE
 from melisma.errors import MelismaError, MissingDependencyError
 
-METHODS = ("auto", "none", "dsp", "demucs")
+METHODS = ("auto", "none", "learned", "dsp", "demucs")
 
 
 class Separator(ABC):
@@ -129,6 +134,32 @@ def harmonic_comb(f0: np.ndarray, freqs: np.ndarray, rel_width: float = 0.012, m
     return weight.astype(np.float32)
 
 
+class LearnedSeparator(Separator):
+    """The learned band-split separator (``melisma.separation.model``), shipped weights unless ``weights`` given."""
+
+    name = "learned"
+    context_s = 2  # > its receptive field (0.74 s) + an STFT frame + half the crossfade
+
+    def __init__(self, weights: str | Path | None = None) -> None:
+        from melisma.paths import SEPARATOR_WEIGHTS
+        from melisma.separation.model import WindowedSeparator, load_separator
+
+        path = Path(weights) if weights is not None else SEPARATOR_WEIGHTS
+        if weights is None and not path.is_file():
+            raise MissingDependencyError(f"--separate learned needs its weights at {path} (rebuild them with "
+                                         "'melisma foundation separator', or use --separate dsp)")
+        self.runner = WindowedSeparator(load_separator(path), context_s=float(self.context_s))
+
+    def separate(self, mix: np.ndarray) -> np.ndarray:
+        return self.runner.separate(mix)
+
+
+def learned_usable() -> bool:
+    from melisma.paths import SEPARATOR_WEIGHTS
+
+    return SEPARATOR_WEIGHTS.is_file()
+
+
 class DemucsSeparator(Separator):
     """Hybrid Transformer Demucs (``htdemucs``) from the ``demucs`` package, weights from the torch hub cache."""
 
@@ -187,14 +218,57 @@ def demucs_usable() -> bool:
     return True
 
 
+def resolve_method(method: str) -> str:
+    """``auto`` -> demucs when usable, else learned when its weights are there, else dsp; others unchanged."""
+    if method != "auto":
+        return method
+    if demucs_usable():
+        return "demucs"
+    return "learned" if learned_usable() else "dsp"
+
+
 def get_separator(method: str) -> Separator:
-    """``auto`` (demucs when usable, else dsp), ``none``, ``dsp`` or ``demucs``."""
-    if method == "auto":
-        method = "demucs" if demucs_usable() else "dsp"
+    """A separator by name: ``auto`` (see ``resolve_method``), ``none``, ``learned``, ``dsp`` or ``demucs``."""
+    method = resolve_method(method)
     if method == "none":
         return NoSeparator()
+    if method == "learned":
+        return LearnedSeparator()
     if method == "dsp":
         return DspSeparator()
     if method == "demucs":
         return DemucsSeparator()
     raise MelismaError(f"unknown separation method '{method}' (choose from {', '.join(METHODS)})")
+
+
+class LeakageMeter:
+    """The estimated leakage of a separation, accumulated window by window: 10 log10(E_err / E_vocal), dB.
+
+    From the STFTs of the vocal estimate V and the accompaniment estimate A = mix - V, each bin's expected error
+    under the Wiener model (independent Gaussian stems whose powers are |V|^2 and |A|^2) is
+    |V|^2 |A|^2 / (|V|^2 + |A|^2): large where the two stems share a bin, zero where one owns it.  The sum over
+    the song, over the vocal stem's energy, estimates how much accompaniment is left in the vocal (and vocal
+    lost from it), whatever the separator.  It cannot see accompaniment a separator confidently calls voice;
+    ``benchmarks/separation.py`` reports how it follows the true vocal SDR.  -inf for a silent vocal.
+    """
+
+    def __init__(self) -> None:
+        self.error = 0.0
+        self.vocal = 0.0
+
+    def add(self, mix: np.ndarray, vocal: np.ndarray) -> None:
+        """Accumulate one window: (n,) mix and (n,) vocal estimate at SAMPLE_RATE."""
+        import librosa
+
+        if mix.size < N_FFT:
+            return
+        pv = np.abs(librosa.stft(vocal, n_fft=N_FFT, hop_length=HOP_SIZE)) ** 2
+        pa = np.abs(librosa.stft(mix - vocal, n_fft=N_FFT, hop_length=HOP_SIZE)) ** 2
+        self.error += float((pv * pa / (pv + pa + 1e-20)).sum())
+        self.vocal += float(pv.sum())
+
+    @property
+    def db(self) -> float:
+        if self.vocal <= 0:
+            return float("-inf")
+        return float(10 * np.log10(max(self.error, 1e-30) / self.vocal))

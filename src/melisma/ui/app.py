@@ -68,7 +68,7 @@ def _one_line(exc: Exception) -> gr.Error:
 # --- tabs ------------------------------------------------------------------------------------------------------
 def prepare_tab(w: Workflow) -> None:
     songs = gr.File(label="songs", file_count="multiple", type="filepath", elem_id="prepare-songs")
-    separate = gr.Dropdown(["auto", "dsp", "demucs", "none"], value="auto", label="vocal separation")
+    separate = gr.Dropdown(["auto", "learned", "dsp", "demucs", "none"], value="auto", label="vocal separation")
     go = gr.Button("Prepare", variant="primary", elem_id="prepare-button")
     status = gr.Textbox(label="status", interactive=False)
     report = gr.Textbox(label="quality report", lines=10, interactive=False, elem_id="prepare-report")
@@ -190,7 +190,7 @@ def convert_tab(w: Workflow) -> None:
 def cover_tab(w: Workflow) -> None:
     song = gr.Audio(label="song (a mix)", sources=["upload"], type="filepath")
     voice, transpose, auto, steps, f0 = voice_controls(w, "cover")
-    separate = gr.Dropdown(["auto", "dsp", "demucs"], value="auto", label="vocal separation")
+    separate = gr.Dropdown(["auto", "learned", "dsp", "demucs"], value="auto", label="vocal separation")
     go = gr.Button("Make the cover", variant="primary")
     status = gr.Textbox(label="status", interactive=False)
     out = gr.Audio(label="cover", type="filepath", interactive=False)
