@@ -29,13 +29,16 @@ CURRENT: dict[str, int] = {
     "features": 2,  # feature cache entries (melisma.features.cache); 2: pieces, content variants
     "corpus": 2,  # corpus.json of a generated corpus (melisma.corpus.manifest); 2: clips carry phones, phone end
     # times, their phone set and (WORLD-sung) a time map; version-1 manifests still load (no phones)
+    "oneshot-weights": 1,  # the one-shot model (melisma.oneshot.weights; safetensors metadata)
+    "speaker-embedding": 1,  # a reference voice's speaker embedding (``melisma voices embed``; JSON)
     "service-db": 1,  # the job database of ``melisma serve`` / ``melisma ui`` (SQLite, melisma.service.jobs)
 }
 
 LABELS = {"voice": "voice pack", "checkpoint": "training checkpoint", "dataset": "dataset manifest",
           "evaluation": "evaluation result", "timings": "timings file", "vocoder-weights": "vocoder weights file",
           "content-weights": "content encoder weights file", "features": "feature cache entry",
-          "corpus": "corpus manifest", "service-db": "service job database"}
+          "corpus": "corpus manifest", "service-db": "service job database",
+          "oneshot-weights": "one-shot model weights file", "speaker-embedding": "speaker embedding file"}
 
 # format names written before this scheme; their documents keep the version numbers they had
 LEGACY_NAMES = {"melisma-voice": "voice", "melisma-dataset": "dataset", "melisma-vocoder-builtin": "vocoder-weights",

@@ -12,5 +12,6 @@ MODELS = ASSETS / "models"
 BASE_PACK = MODELS / "singer-base.melisma"  # the base multi-singer model; each singer is a built-in voice
 CONTENT_WEIGHTS = MODELS / "content-builtin.safetensors"  # the builtin content encoder
 VOCODER_WEIGHTS = MODELS / "vocoder-builtin.safetensors"  # the builtin vocoder
+ONESHOT_WEIGHTS = MODELS / "oneshot-builtin.safetensors"  # the one-shot model (melisma.oneshot)
 BUILTIN_VOICES = ASSETS / "voices"  # single-file voice packs shipped with melisma (none yet)
 DEMO = ASSETS / "demo"  # the bundled demo song, its dry vocal, accompaniment and demo.json
