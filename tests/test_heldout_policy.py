@@ -32,7 +32,13 @@ def _singer_base(corpus, out):
     train_base(corpus, out, TrainConfig(teacher_steps=1, distill_steps=0))
 
 
-RECIPES = {"content": _content, "vocoder": _vocoder, "singer": _singer_base}
+def _oneshot(corpus, out):
+    from melisma.training.oneshot import OneShotTrainConfig, train_oneshot
+
+    train_oneshot([corpus], out, OneShotTrainConfig(teacher_steps=1, distill_steps=0))
+
+
+RECIPES = {"content": _content, "vocoder": _vocoder, "singer": _singer_base, "oneshot": _oneshot}
 
 
 def _started(*_args, **_kwargs):
@@ -43,12 +49,14 @@ def _started(*_args, **_kwargs):
 def no_training(monkeypatch):
     """Fail loudly if a recipe gets as far as loading audio for training."""
     import melisma.training.content as content
+    import melisma.training.oneshot as oneshot
     import melisma.training.singer_base as singer_base
     import melisma.training.vocoder as vocoder
 
     monkeypatch.setattr(content, "ClipBank", _started)
     monkeypatch.setattr(vocoder, "clips_in_memory", _started)
     monkeypatch.setattr(singer_base, "train_voice", _started)
+    monkeypatch.setattr(oneshot, "load_data", _started)
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
@@ -82,7 +90,8 @@ def test_the_cli_covers_every_foundation_stage(tmp_path, capsys, no_training):
     stages = set(_sub_commands(_sub_commands(parser)["foundation"]))
     argv = {"content": ["--corpus", str(TINY), "-o", str(tmp_path / "c.safetensors")],
             "vocoder": ["--corpus", str(TINY), "-o", str(tmp_path / "voc")],
-            "singer": [str(TINY), "--run", str(tmp_path / "run")]}
+            "singer": [str(TINY), "--run", str(tmp_path / "run")],
+            "oneshot": [str(TINY), "--run", str(tmp_path / "oneshot")]}
     assert stages == set(argv) == set(RECIPES)  # a new stage needs its row here and in RECIPES
     for stage, args in argv.items():
         assert main(["foundation", stage, *args]) == 2

@@ -176,8 +176,9 @@ class SpeakerEncoder(nn.Module):
 class CLUB(nn.Module):
     """Sampled CLUB upper bound of I(x; y) with a diagonal Gaussian q(y | x); x (N, Dx), y (N, Dy) paired rows.
 
-    ``learning_loss`` (the negative log-likelihood per dimension, VQMIVC's "lld") trains q on detached inputs;
-    ``mi`` is the bound the model minimises: log q(y_i | x_i) - log q(y_j | x_i) for shuffled j, per dimension."""
+    ``learning_loss`` (the negative log-likelihood, VQMIVC's "lld") trains q on detached inputs; ``mi`` is the
+    bound the model minimises: log q(y_i | x_i) - log q(y_j | x_i) for shuffled j. Both sum over y's dimensions
+    and average over rows, as VQMIVC's estimators do (so its MI weight carries over)."""
 
     def __init__(self, x_dim: int, y_dim: int, hidden: int = 128) -> None:
         super().__init__()
@@ -186,14 +187,14 @@ class CLUB(nn.Module):
 
     def learning_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         mu, logvar = self.mu(x), self.logvar(x)
-        return (((mu - y) ** 2) / logvar.exp() + logvar).mean()
+        return (((mu - y) ** 2) / logvar.exp() + logvar).sum(-1).mean()
 
     def mi(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         mu, logvar = self.mu(x), self.logvar(x)
         perm = torch.randperm(y.shape[0], device=y.device)
         positive = -((mu - y) ** 2) / logvar.exp()
         negative = -((mu - y[perm]) ** 2) / logvar.exp()
-        return 0.5 * (positive - negative).mean()
+        return 0.5 * (positive - negative).sum(-1).mean()
 
 
 def frames_of(x: torch.Tensor, n: int | None = None, pick: torch.Tensor | None = None) -> torch.Tensor:

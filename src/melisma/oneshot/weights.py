@@ -7,6 +7,7 @@ Loading is strict: every tensor the config's network has, none extra, shapes equ
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,7 @@ class OneShotWeights:
         return weights_identity("oneshot", self.net.state_dict())
 
 
-def save_oneshot(net: OneShotNet, path: str | Path, content_encoder: str, vocoder: str, info: dict | None = None
+def save_oneshot(net: OneShotNet, path: str | os.PathLike, content_encoder: str, vocoder: str, info: dict | None = None
                  ) -> Path:
     """Write ``net`` (as float16) with its config, component identities and ``info`` atomically; returns the path."""
     from safetensors.torch import save_file
@@ -50,7 +51,7 @@ def save_oneshot(net: OneShotNet, path: str | Path, content_encoder: str, vocode
     return out
 
 
-def load_oneshot(path: str | Path | None = None) -> OneShotWeights:
+def load_oneshot(path: str | os.PathLike | None = None) -> OneShotWeights:
     """Read a file written by ``save_oneshot`` (default: the shipped model); one-line MelismaError otherwise."""
     from safetensors import safe_open
 

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from melisma.atomic import atomic_path, write_text_atomic
-from melisma.corpus import trainable_clips
+from melisma.corpus import ClipRecord, trainable_clips
 from melisma.errors import MelismaError
 from melisma.features.cache import FeatureCache
 from melisma.oneshot.model import CLUB, OneShotConfig, OneShotNet, frames_of
@@ -47,6 +47,7 @@ from melisma.singer.voicepack import load_pack
 from melisma.training.distributed import refuse_world
 from melisma.training.singer import training_features
 from melisma.training.singer_data import MIN_PIECE_FRAMES, ClipFeatures, sample_batch
+from melisma.training.singer_data import Batch as Segments
 
 MI_PAIRS = ("cs", "cp", "ps")
 RESTART_EVERY = 100  # updates between restarts of unused codes  # content-speaker, content-pitch, speaker-pitch
@@ -100,10 +101,10 @@ class Data:
     by_voice: dict[int, list[int]]
 
 
-def load_data(corpora: list[Path], cache_dir: Path, cfg: OneShotTrainConfig,
+def load_data(records: list[ClipRecord], cache_dir: Path, cfg: OneShotTrainConfig,
               content_encoder: torch.nn.Module | None) -> tuple[Data, Data, str]:
-    """(train, validation: one clip per voice, content identity) from the feature cache in ``cache_dir``."""
-    records = trainable_clips(corpora)
+    """(train, validation: one sung clip per voice, content identity) of ``records`` (from ``trainable_clips``)
+    through the feature cache in ``cache_dir``."""
     voices = sorted({r.voice for r in records})
     if len(voices) < 2:
         raise MelismaError(f"a one-shot model needs at least two voices, found {len(voices)}")
@@ -141,7 +142,7 @@ def _data(items: list[tuple[ClipFeatures, int]], voices: list[str]) -> Data:
 class Batch:
     """The singer-data batch plus voice indices (B,), reference log-mel (B, 128, R) and its mask (B, 1, R)."""
 
-    seg: object
+    seg: Segments
     voice: torch.Tensor
     ref: torch.Tensor
     ref_mask: torch.Tensor
@@ -181,6 +182,11 @@ class Estimators(nn.Module):
                                    "ps": CLUB(cfg.speaker_dim, cfg.pitch_dim)})
         self.voice_id = nn.Parameter(torch.randn(n_voices, cfg.speaker_dim) * 0.1)
 
+    def estimator(self, pair: str) -> CLUB:
+        club = self.club[pair]
+        assert isinstance(club, CLUB)
+        return club
+
     def pairs(self, codes: torch.Tensor, pitch: torch.Tensor, spk: torch.Tensor, mask: torch.Tensor, n: int
               ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """(x, y) rows of each pair on ``n`` random valid frames: codes/pitch (B, D, T), spk (B, S), mask (B,1,T)."""
@@ -188,6 +194,10 @@ class Estimators(nn.Module):
         valid = torch.nonzero(mask.reshape(-1) > 0).reshape(-1)
         pick = valid[torch.randperm(valid.numel())[:n]]
         c, p, s = frames_of(codes, pick=pick), frames_of(pitch, pick=pick), frames_of(spk, t, pick)
+        # about unit spread per dimension, as the estimators' bounded log-variance (tanh: e^-1..e) needs: codes
+        # and speaker embeddings are unit vectors, the pitch embedding has a learned scale
+        c, s = c * math.sqrt(c.shape[1]), s * math.sqrt(s.shape[1])
+        p = p / (p.detach().std() + 1e-5)
         return {"cs": (s, c), "cp": (p, c), "ps": (s, p)}
 
     def speaker_id_loss(self, spk: torch.Tensor, voice: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,7 +297,7 @@ class OneShotTrainer:
         loss = edm + cfg.prior_weight * recon + cfg.cpc_weight * cpc + cfg.vq_weight * codes.vq_loss
         loss = loss + cfg.speaker_id_weight * spk_id
         for pair in MI_PAIRS:
-            mi = self.est.club[pair].mi(*pairs[pair])
+            mi = self.est.estimator(pair).mi(*pairs[pair])
             row[f"mi_{pair}"] = float(mi.detach())
             if cfg.mi_on(pair):
                 loss = loss + cfg.mi_weight * mi
@@ -308,7 +318,7 @@ class OneShotTrainer:
 
     def _update_estimators(self, pairs: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
         """One step of every CLUB on detached features (VQMIVC's mi_iters = 1) -> their lld losses."""
-        losses = {k: self.est.club[k].learning_loss(x.detach(), y.detach()) for k, (x, y) in pairs.items()}
+        losses = {k: self.est.estimator(k).learning_loss(x.detach(), y.detach()) for k, (x, y) in pairs.items()}
         self.est_opt.zero_grad(set_to_none=True)
         sum(losses.values()).backward()  # type: ignore[union-attr]
         self.est_opt.step()
@@ -433,6 +443,13 @@ class RunLog:
         self.write({"phase": phase, "step": step, "minutes": round(minutes, 2), **mean})
         return mean
 
+    def truncate(self, phase: str, step: int) -> None:
+        """Drop the rows a killed run logged after the checkpoint it resumes from."""
+        order = {"teacher": 0, "distill": 1, "done": 2}
+        here = (order[phase], step)
+        self.lines = [ln for ln in self.lines if (order.get(json.loads(ln)["phase"], 2), json.loads(ln)["step"]) <= here]
+        write_text_atomic(self.path, "".join(self.lines))
+
     def write(self, row: dict) -> None:
         self.lines.append(json.dumps(row) + "\n")
         write_text_atomic(self.path, "".join(self.lines))
@@ -453,18 +470,22 @@ def train_oneshot(corpora: list[str | Path], run_dir: str | Path, cfg: OneShotTr
     cfg = cfg or OneShotTrainConfig()
     if ship is not None:
         check_ship_path(ship)
+    records = trainable_clips([Path(c) for c in corpora])  # refuses held-out voices before anything is written
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     enc = content_encoder if content_encoder is not None else default_component("content", "builtin")
-    train, val, content_id = load_data([Path(c) for c in corpora], run / "features", cfg, enc)
+    train, val, content_id = load_data(records, run / "features", cfg, enc)
     cfg = replace(cfg, model=replace(cfg.model, content_dim=int(train.clips[0].content.shape[1])))
     say(f"{len(train.clips)} training clips of {len(train.voices)} voices, {len(val.clips)} for validation")
     trainer = OneShotTrainer(cfg, train, val)
-    checkpoint, log = run / "checkpoint.safetensors", RunLog(run / "log.jsonl", cfg.log_every)
-    if restart and checkpoint.exists():
-        checkpoint.unlink()
+    checkpoint = run / "checkpoint.safetensors"
+    if restart:
+        checkpoint.unlink(missing_ok=True)
+        (run / "log.jsonl").unlink(missing_ok=True)
+    log = RunLog(run / "log.jsonl", cfg.log_every)
     if checkpoint.exists():
         trainer.load(checkpoint)
+        log.truncate(trainer.phase, trainer.step)
         say(f"resuming at {trainer.phase} step {trainer.step}")
     _loop(trainer, checkpoint, log)
     vocoder = default_component("vocoder", "builtin")
