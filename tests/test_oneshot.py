@@ -267,3 +267,14 @@ def test_cli_bad_references_are_one_line_errors_and_write_nothing(shipped, tmp_p
     code, err = _run(["convert", str(src), "-o", str(out), *argv], capsys)
     assert code == 2 and err.startswith("melisma: ") and "\n" not in err
     assert not out.exists()
+
+
+def test_cli_cover_with_reference(shipped, tmp_path, capsys):
+    song, ref = tmp_path / "song.wav", tmp_path / "ref.wav"
+    save_audio(song, tone(2.0, 220.0), SAMPLE_RATE)
+    save_audio(ref, tone(2.0, 300.0), SAMPLE_RATE)
+    out = tmp_path / "cover.wav"
+    code, err = _run(["cover", str(song), "--reference", str(ref), "--separate", "none", "-o", str(out), "-q"], capsys)
+    assert code == 0, err
+    y, sr = load_audio(out, None)
+    assert sr == SAMPLE_RATE and abs(len(y) - 2 * SAMPLE_RATE) <= 512 and np.abs(y).max() > 0
