@@ -278,3 +278,13 @@ def test_cli_cover_with_reference(shipped, tmp_path, capsys):
     assert code == 0, err
     y, sr = load_audio(out, None)
     assert sr == SAMPLE_RATE and abs(len(y) - 2 * SAMPLE_RATE) <= 512 and np.abs(y).max() > 0
+
+
+def test_the_shipped_model_loads_with_the_installed_content_encoder_and_vocoder():
+    from melisma.oneshot import load_oneshot_model
+    from melisma.paths import ONESHOT_WEIGHTS
+
+    model = load_oneshot_model()
+    assert model.weights.info["voices"] >= 30 and model.identity.startswith("oneshot@")
+    assert ONESHOT_WEIGHTS.stat().st_size < 12_000_000  # float16, a few MB
+    assert model.net.decoder.cfg.speaker_dim == model.net.cfg.speaker_dim
