@@ -38,7 +38,13 @@ def _separator(corpus, out):
     foundation_separator([corpus], out, n_songs=16, cfg=TrainConfig(minutes=0.01))
 
 
-RECIPES = {"content": _content, "vocoder": _vocoder, "singer": _singer_base, "separator": _separator}
+def _oneshot(corpus, out):
+    from melisma.training.oneshot import OneShotTrainConfig, train_oneshot
+
+    train_oneshot([corpus], out, OneShotTrainConfig(teacher_steps=1, distill_steps=0))
+
+
+RECIPES = {"content": _content, "vocoder": _vocoder, "singer": _singer_base, "separator": _separator, "oneshot": _oneshot}
 
 
 def _started(*_args, **_kwargs):
@@ -50,6 +56,7 @@ def no_training(monkeypatch):
     """Fail loudly if a recipe gets as far as loading audio for training."""
     import melisma.separation.data as separation_data
     import melisma.training.content as content
+    import melisma.training.oneshot as oneshot
     import melisma.training.singer_base as singer_base
     import melisma.training.vocoder as vocoder
 
@@ -57,6 +64,7 @@ def no_training(monkeypatch):
     monkeypatch.setattr(vocoder, "clips_in_memory", _started)
     monkeypatch.setattr(singer_base, "train_voice", _started)
     monkeypatch.setattr(separation_data, "build_separation_data", _started)
+    monkeypatch.setattr(oneshot, "load_data", _started)
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
@@ -91,7 +99,8 @@ def test_the_cli_covers_every_foundation_stage(tmp_path, capsys, no_training):
     argv = {"content": ["--corpus", str(TINY), "-o", str(tmp_path / "c.safetensors")],
             "vocoder": ["--corpus", str(TINY), "-o", str(tmp_path / "voc")],
             "singer": [str(TINY), "--run", str(tmp_path / "run")],
-            "separator": ["--corpus", str(TINY), "--run", str(tmp_path / "sep")]}
+            "separator": ["--corpus", str(TINY), "--run", str(tmp_path / "sep")],
+            "oneshot": [str(TINY), "--run", str(tmp_path / "oneshot")]}
     assert stages == set(argv) == set(RECIPES)  # a new stage needs its row here and in RECIPES
     for stage, args in argv.items():
         assert main(["foundation", stage, *args]) == 2

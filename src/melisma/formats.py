@@ -31,6 +31,8 @@ CURRENT: dict[str, int] = {
     # times, their phone set and (WORLD-sung) a time map; version-1 manifests still load (no phones)
     "separation-data": 1,  # data.json of generated separation songs (melisma.separation.data)
     "separator-weights": 1,  # learned vocal separator weights (safetensors metadata, melisma.separation.model)
+    "oneshot-weights": 1,  # the one-shot model (melisma.oneshot.weights; safetensors metadata)
+    "speaker-embedding": 1,  # a reference voice's speaker embedding (``melisma voices embed``; JSON)
     "service-db": 1,  # the job database of ``melisma serve`` / ``melisma ui`` (SQLite, melisma.service.jobs)
 }
 
@@ -38,7 +40,8 @@ LABELS = {"voice": "voice pack", "checkpoint": "training checkpoint", "dataset":
           "evaluation": "evaluation result", "timings": "timings file", "vocoder-weights": "vocoder weights file",
           "content-weights": "content encoder weights file", "features": "feature cache entry",
           "corpus": "corpus manifest", "service-db": "service job database",
-          "separation-data": "separation data manifest", "separator-weights": "separator weights file"}
+          "separation-data": "separation data manifest", "separator-weights": "separator weights file",
+          "oneshot-weights": "one-shot model weights file", "speaker-embedding": "speaker embedding file"}
 
 # format names written before this scheme; their documents keep the version numbers they had
 LEGACY_NAMES = {"melisma-voice": "voice", "melisma-dataset": "dataset", "melisma-vocoder-builtin": "vocoder-weights",

@@ -14,5 +14,6 @@ CONTENT_WEIGHTS = MODELS / "content-builtin.safetensors"  # the builtin content 
 PHONETIC_CONTENT_WEIGHTS = MODELS / "content-phonetic.safetensors"  # v2: the same network, phone-supervised
 VOCODER_WEIGHTS = MODELS / "vocoder-builtin.safetensors"  # the builtin vocoder
 SEPARATOR_WEIGHTS = MODELS / "separator-builtin.safetensors"  # the learned vocal separator
+ONESHOT_WEIGHTS = MODELS / "oneshot-builtin.safetensors"  # the one-shot model (melisma.oneshot)
 BUILTIN_VOICES = ASSETS / "voices"  # single-file voice packs shipped with melisma (none yet)
 DEMO = ASSETS / "demo"  # the bundled demo song, its dry vocal, accompaniment and demo.json

@@ -10,7 +10,11 @@ FORMATS = ("wav", "flac", "ogg", "mp3")
 
 def add_voice_options(p: argparse.ArgumentParser) -> None:
     """Options shared by convert and cover."""
-    p.add_argument("-v", "--voice", required=True, help="voice pack file or built-in voice name")
+    p.add_argument("-v", "--voice", default=None,
+                   help="voice pack file, built-in voice name, or saved speaker embedding (`melisma voices "
+                        "embed`; a mix a:0.6,b:0.4 of them)")
+    p.add_argument("--reference", action="append", default=[], metavar="REF",
+                   help="one-shot: sing in the voice of this clip (no training); repeat to average several")
     p.add_argument("--singer", default=None, help="singer of a multi-singer pack, or a mix: a:0.7,b:0.3")
     p.add_argument("-t", "--transpose", type=float, default=0.0, help="semitones to shift the melody")
     p.add_argument("--auto-transpose", action="store_true", help="move the melody into the singer's range")
@@ -88,16 +92,34 @@ def check_output_options(path: Path, args: argparse.Namespace) -> None:
     check_convert_options(args.transpose, args.steps, args.sampler, args.chunk_seconds)
 
 
+def open_voice(args: argparse.Namespace):
+    """The voice ``-v`` names (a pack, a built-in voice or saved speaker embeddings) or ``--reference`` gives."""
+    from melisma.errors import MelismaError
+    from melisma.singer.convert import load_voice
+
+    if args.reference:
+        if args.voice:
+            raise MelismaError("give -v VOICE or --reference REF, not both")
+        from melisma.oneshot import reference_voice
+
+        return reference_voice(args.reference, f0=args.f0)
+    if not args.voice:
+        raise MelismaError("give a voice: -v VOICE (a voice pack or saved speaker embedding) or --reference REF")
+    from melisma.oneshot import speaker_voice
+
+    voice = speaker_voice(args.voice, f0=args.f0)
+    return voice if voice is not None else load_voice(args.voice, f0=args.f0)
+
+
 def run(args: argparse.Namespace) -> int:
     from melisma.audio.io import load_audio, save_audio
     from melisma.evaluate.speed import real_time_factor, timed
     from melisma.evaluate.timings import write_timings
     from melisma.progress import say, track
-    from melisma.singer.convert import load_voice
 
     pairs = plan_outputs(Path(args.input), Path(args.output), args.format)
     check_output_options(pairs[0][1], args)
-    voice = load_voice(args.voice, f0=args.f0)
+    voice = open_voice(args)
     kwargs = voice_kwargs(args)
     timings: dict[str, dict[str, float]] = {}
     for src, dst in (track(pairs, "converting") if len(pairs) > 1 else pairs):

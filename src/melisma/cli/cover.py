@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from melisma.cli.convert import add_voice_options, check_output_options, voice_kwargs
+from melisma.cli.convert import add_voice_options, check_output_options, open_voice, voice_kwargs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,12 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from melisma.atomic import check_output_file
     from melisma.audio.io import probe_audio
-    from melisma.singer.convert import load_voice
     from melisma.singer.cover import make_cover
 
     probe_audio(args.song)
     check_output_options(check_output_file(args.output), args)
-    voice = load_voice(args.voice, f0=args.f0)
+    voice = open_voice(args)
     make_cover(args.song, args.output, voice, separate=args.separate, keep_stems=args.keep_stems,
                **voice_kwargs(args))
     return 0

@@ -4,6 +4,7 @@
     melisma foundation content --corpus data/content-espeak data/corpus-starter -o runs/content.safetensors
     melisma foundation singer data/corpus-starter --run runs/singer-base --max-minutes 55 --ship base.melisma
     melisma foundation separator --corpus data/corpus-hours --run runs/separator --minutes 35
+    melisma foundation oneshot data/corpus-hours --run runs/oneshot --max-minutes 35 --ship oneshot.safetensors
 
 Corpora are melisma corpora (``melisma corpus build``); every recipe refuses one holding a held-out voice
 (``melisma.corpus.heldout``). Each model card in ``melisma/assets/models/`` gives the exact command and data.
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_content(stages)
     _register_singer(stages)
     _register_separator(stages)
+    _register_oneshot(stages)
 
 
 def _register_vocoder(stages: argparse._SubParsersAction) -> None:
@@ -178,4 +180,50 @@ def run_separator(args: argparse.Namespace) -> int:
     if args.ship:
         say(f"wrote {copy_atomic(best, args.ship)}")
     say(f"best weights: {best}")
+
+
+def _register_oneshot(stages: argparse._SubParsersAction) -> None:
+    p = stages.add_parser("oneshot", help="train the one-shot model (VQ-CPC content, speaker encoder, CLUB MI)",
+                          description="Train the one-shot model (melisma.oneshot) on every voice of the corpora. "
+                                      "Writes RUN/oneshot.safetensors, RUN/log.jsonl, RUN/checkpoint.safetensors "
+                                      "and the feature cache RUN/features. Interrupt any time; the same command "
+                                      "resumes.")
+    p.add_argument("corpus", nargs="+", metavar="CORPUS", help="corpus folders (melisma corpus build)")
+    p.add_argument("--run", required=True, metavar="DIR", help="run folder")
+    p.add_argument("--teacher-steps", type=int, default=6000)
+    p.add_argument("--distill-steps", type=int, default=3000)
+    p.add_argument("--max-minutes", type=float, default=35.0,
+                   help="stop after this long and write the model (60%% teacher, 40%% distillation; 0: no limit)")
+    for pair, what in (("cs", "content-speaker"), ("cp", "content-pitch"), ("ps", "speaker-pitch")):
+        p.add_argument(f"--no-{pair}mi", dest=f"use_{pair}mi", action="store_false",
+                       help=f"do not minimise the {what} mutual information (use_{pair}mi off)")
+    p.add_argument("--mi-weight", type=float, default=0.01)
+    p.add_argument("--from-scratch", action="store_true", help="do not start the decoder from the base singer model")
+    p.add_argument("--content", default="builtin", help="content encoder the model is built on")
+    p.add_argument("--restart", action="store_true", help="discard the run's checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--ship", default=None, metavar="PATH",
+                   help="also write the model to PATH (atomically; never into the installed package)")
+    p.set_defaults(func=run_oneshot)
+
+
+def run_oneshot(args: argparse.Namespace) -> int:
+    import torch
+
+    from melisma.errors import MelismaError
+    from melisma.progress import say
+    from melisma.singer.convert import default_component
+    from melisma.training.oneshot import OneShotTrainConfig, train_oneshot
+
+    if args.teacher_steps < 1 or args.distill_steps < 0 or args.max_minutes < 0 or args.mi_weight < 0:
+        raise MelismaError("--teacher-steps must be positive; --distill-steps, --max-minutes, --mi-weight >= 0")
+    torch.set_num_threads(max(1, args.threads))
+    cfg = OneShotTrainConfig(teacher_steps=args.teacher_steps, distill_steps=args.distill_steps,
+                             max_minutes=args.max_minutes, use_csmi=args.use_csmi, use_cpmi=args.use_cpmi,
+                             use_psmi=args.use_psmi, mi_weight=args.mi_weight, from_base=not args.from_scratch,
+                             seed=args.seed)
+    out = train_oneshot(args.corpus, args.run, cfg, content_encoder=default_component("content", args.content),
+                        restart=args.restart, ship=args.ship)
+    say(f"wrote {out}")
     return 0

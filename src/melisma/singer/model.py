@@ -43,9 +43,15 @@ class SingerConfig:
     # preconditioning and the training noise of teacher and student (packs written before this field: 0.5;
     # training sets it from TrainConfig.sigma_data)
     sigma_data: float = 0.5
+    # width of an utterance-level speaker embedding added (projected) beside the singer embedding; 0 = none (every
+    # trained pack; the one-shot model of melisma.oneshot conditions on a reference's embedding through it)
+    speaker_dim: int = 0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["speaker_dim"]:  # packs without a speaker input read the same as before the field existed
+            del d["speaker_dim"]
+        return d
 
     @classmethod
     def from_dict(cls, data: dict) -> SingerConfig:
@@ -120,6 +126,7 @@ class ConditionEncoder(nn.Module):
         self.pitch_proj = nn.Conv1d(2, cfg.hidden, 1)
         self.loud_proj = nn.Conv1d(1, cfg.hidden, 1)
         self.singer = nn.Embedding(cfg.n_singers, cfg.hidden)
+        self.speaker_proj = nn.Linear(cfg.speaker_dim, cfg.hidden) if cfg.speaker_dim else None
         self.mix = nn.Conv1d(cfg.hidden, cfg.hidden, 3, padding=1)
         self.blocks = nn.ModuleList(PriorBlock(cfg.hidden, 2**i) for i in range(cfg.prior_layers))
         self.prior = nn.Conv1d(cfg.hidden, cfg.n_mels, 1) if cfg.prior_layers else None
@@ -136,11 +143,16 @@ class ConditionEncoder(nn.Module):
                 self.comb_gain = gain
 
     def forward(self, content: torch.Tensor, f0: torch.Tensor, loudness: torch.Tensor,
-                singer_weights: torch.Tensor) -> Condition:
-        """``singer_weights`` (B, S) rows mix singer embeddings (one-hot = one singer)."""
+                singer_weights: torch.Tensor, speaker: torch.Tensor | None = None) -> Condition:
+        """``singer_weights`` (B, S) rows mix singer embeddings (one-hot = one singer); ``speaker`` (B, speaker_dim)
+        is a speaker embedding, required exactly when the config has ``speaker_dim``."""
         loud = (loudness.clamp(-100.0, 0.0) / 50.0 + 1.0)[:, None]
         h = self.content_proj(content) + self.pitch_proj(f0_features(f0)) + self.loud_proj(loud)
         h = h + (singer_weights @ self.singer.weight)[:, :, None]
+        if (speaker is None) != (self.speaker_proj is None):
+            raise ValueError("a speaker embedding is needed exactly when the model has speaker_dim > 0")
+        if self.speaker_proj is not None and speaker is not None:
+            h = h + self.speaker_proj(speaker)[:, :, None]
         template = None
         if self.template_proj is not None:
             template = harmonic_template(f0) * (2.0 / (MEL_MAX - MEL_MIN))  # in the normalised mel's units
@@ -230,5 +242,5 @@ class SingerNet(nn.Module):
         return self.denoiser(x, c_noise, cond)
 
     def condition(self, content: torch.Tensor, f0: torch.Tensor, loudness: torch.Tensor,
-                  singer_weights: torch.Tensor) -> Condition:
-        return self.encoder(content, f0, loudness, singer_weights)
+                  singer_weights: torch.Tensor, speaker: torch.Tensor | None = None) -> Condition:
+        return self.encoder(content, f0, loudness, singer_weights, speaker)
