@@ -180,6 +180,7 @@ def run_separator(args: argparse.Namespace) -> int:
     if args.ship:
         say(f"wrote {copy_atomic(best, args.ship)}")
     say(f"best weights: {best}")
+    return 0
 
 
 def _register_oneshot(stages: argparse._SubParsersAction) -> None:
