@@ -30,12 +30,14 @@ CURRENT: dict[str, int] = {
     "corpus": 2,  # corpus.json of a generated corpus (melisma.corpus.manifest); 2: clips carry phones, phone end
     # times, their phone set and (WORLD-sung) a time map; version-1 manifests still load (no phones)
     "service-db": 1,  # the job database of ``melisma serve`` / ``melisma ui`` (SQLite, melisma.service.jobs)
+    "onnx-export": 1,  # manifest.json of a ``melisma export`` folder (ONNX graphs for ``convert --engine onnx``)
 }
 
 LABELS = {"voice": "voice pack", "checkpoint": "training checkpoint", "dataset": "dataset manifest",
           "evaluation": "evaluation result", "timings": "timings file", "vocoder-weights": "vocoder weights file",
           "content-weights": "content encoder weights file", "features": "feature cache entry",
-          "corpus": "corpus manifest", "service-db": "service job database"}
+          "corpus": "corpus manifest", "service-db": "service job database",
+          "onnx-export": "ONNX export manifest"}
 
 # format names written before this scheme; their documents keep the version numbers they had
 LEGACY_NAMES = {"melisma-voice": "voice", "melisma-dataset": "dataset", "melisma-vocoder-builtin": "vocoder-weights",
