@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 FORMATS = ("wav", "flac", "ogg", "mp3")
 
@@ -32,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output file (or folder when INPUT is a folder)")
     add_voice_options(p)
     p.add_argument("--format", choices=FORMATS, default=None, help="output format (default: from -o, else wav)")
+    p.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                   help="onnx: -v is a 'melisma export' folder, run on onnxruntime without torch")
+    p.add_argument("--threads", type=int, default=None, help="onnx engine: onnxruntime threads (default: cores)")
     p.add_argument("--timings", type=Path, default=None, metavar="JSON",
                    help="write the conversion seconds and the transposition applied to each output; "
                         "'melisma evaluate --rtf-json' reads it (speed, and the intended F0)")
@@ -82,10 +86,21 @@ def check_output_options(path: Path, args: argparse.Namespace) -> None:
     """Refuse options no conversion could honour, before the voice is loaded or any audio converted."""
     from melisma.audio.constants import SAMPLE_RATE
     from melisma.audio.io import check_output_rate
-    from melisma.singer.convert import check_convert_options
+    from melisma.singer.options import check_convert_options
 
     check_output_rate(path, args.sample_rate or SAMPLE_RATE)
     check_convert_options(args.transpose, args.steps, args.sampler, args.chunk_seconds)
+
+
+def load_engine_voice(args: argparse.Namespace) -> Any:
+    """The voice for ``--engine``: a torch ``Voice``, or an ``OnnxVoice`` (which never imports torch)."""
+    if getattr(args, "engine", "torch") == "onnx":
+        from melisma.onnx.runtime import load_onnx_voice
+
+        return load_onnx_voice(args.voice, threads=args.threads, f0=args.f0)
+    from melisma.singer.convert import load_voice
+
+    return load_voice(args.voice, f0=args.f0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,11 +108,10 @@ def run(args: argparse.Namespace) -> int:
     from melisma.evaluate.speed import real_time_factor, timed
     from melisma.evaluate.timings import write_timings
     from melisma.progress import say, track
-    from melisma.singer.convert import load_voice
 
     pairs = plan_outputs(Path(args.input), Path(args.output), args.format)
     check_output_options(pairs[0][1], args)
-    voice = load_voice(args.voice, f0=args.f0)
+    voice = load_engine_voice(args)
     kwargs = voice_kwargs(args)
     timings: dict[str, dict[str, float]] = {}
     for src, dst in (track(pairs, "converting") if len(pairs) > 1 else pairs):
