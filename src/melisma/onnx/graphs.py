@@ -17,15 +17,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from melisma.content.builtin import BuiltinNet
+from melisma.onnx.synthesis import LOG_MAG_MAX
 from melisma.singer.consistency import consistency_fn
 from melisma.singer.edm import SIGMA_MAX
 from melisma.singer.model import SingerNet, denormalise_mel
+from melisma.vocoder.builtin import BuiltinVocoder
 
 
 class ContentGraph(nn.Module):
     """log-mel (B, 128, T) -> content (B, C, T) of the builtin content encoder (``BuiltinNet.encode``)."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: BuiltinNet) -> None:
         super().__init__()
         self.net = net
 
@@ -52,9 +55,9 @@ class FilterGraph(nn.Module):
     """Builtin vocoder's network: log-mel (B, 128, T), f0 (B, T) -> (B, T, 2 * n_bins), clamped as
     ``BuiltinVocoder.filters`` clamps it."""
 
-    def __init__(self, vocoder: nn.Module) -> None:
+    def __init__(self, vocoder: BuiltinVocoder) -> None:
         super().__init__()
         self.net = vocoder.net
 
     def forward(self, mel: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
-        return self.net(mel, f0).clamp(max=8.0).transpose(1, 2)
+        return self.net(mel, f0).clamp(max=LOG_MAG_MAX).transpose(1, 2)
