@@ -104,10 +104,11 @@ def load_engine_voice(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from melisma.audio.io import load_audio, save_audio
+    from melisma.audio.io import load_audio, probe_audio, save_audio
     from melisma.evaluate.speed import real_time_factor, timed
     from melisma.evaluate.timings import write_timings
     from melisma.progress import say, track
+    from melisma.singer.streaming import STREAM_ABOVE_S, convert_file
 
     pairs = plan_outputs(Path(args.input), Path(args.output), args.format)
     check_output_options(pairs[0][1], args)
@@ -115,12 +116,17 @@ def run(args: argparse.Namespace) -> int:
     kwargs = voice_kwargs(args)
     timings: dict[str, dict[str, float]] = {}
     for src, dst in (track(pairs, "converting") if len(pairs) > 1 else pairs):
-        audio, sr = load_audio(src, None)
-        done, took = timed(voice.convert_detailed, audio, sr, **kwargs)
-        save_audio(dst, done.audio, done.sr)
-        timings[str(dst)] = {"seconds": took, "transpose": done.transpose}
-        shift = f", transposed {done.transpose:+g}" if done.transpose else ""
-        say(f"wrote {dst} (real-time factor {real_time_factor(took, len(audio) / sr):.3f}{shift})")
+        seconds = probe_audio(src).duration
+        if seconds > STREAM_ABOVE_S:  # long inputs: decoded, converted and written chunk by chunk
+            applied, took = timed(convert_file, voice, src, dst, **kwargs)
+        else:
+            audio, sr = load_audio(src, None)
+            done, took = timed(voice.convert_detailed, audio, sr, **kwargs)
+            save_audio(dst, done.audio, done.sr)
+            applied = done.transpose
+        timings[str(dst)] = {"seconds": took, "transpose": applied}
+        shift = f", transposed {applied:+g}" if applied else ""
+        say(f"wrote {dst} (real-time factor {real_time_factor(took, seconds):.3f}{shift})")
     if args.timings is not None:
         write_timings(args.timings, timings)
     return 0

@@ -116,13 +116,20 @@ class OnnxVoice:
     def default_singer(self) -> str | None:
         return self.manifest.get("default_singer")
 
+    def transpose_for(self, f0: np.ndarray, transpose: float, auto_transpose: bool,
+                      singer: str | dict | None = None) -> float:
+        """Semitones a conversion of a source whose model F0 is ``f0`` (Hz) shifts by: ``transpose``, plus with
+        ``auto_transpose`` the shift towards ``singer``'s range (as ``Voice.transpose_for``)."""
+        if not auto_transpose:
+            return float(transpose)
+        weights = singer_mix(singer if singer else self.default_singer, self.singers)
+        return transpose + auto_transpose_semitones(f0, self.manifest["median_f0"], self.singers, weights)
+
     def model_f0(self, audio: np.ndarray, transpose: float, auto_transpose: bool,
-                 weights: np.ndarray) -> tuple[np.ndarray, float]:
+                 singer: str | dict | None) -> tuple[np.ndarray, float]:
         """The F0 (n_frames(n),) Hz the model is given for (n,) audio at SAMPLE_RATE, and the shift applied."""
         f0 = self.features.f0(audio)
-        shift = transpose
-        if auto_transpose:
-            shift += auto_transpose_semitones(f0, self.manifest["median_f0"], self.singers, weights)
+        shift = self.transpose_for(f0, transpose, auto_transpose, singer)
         return (f0 * 2.0 ** (shift / 12.0)).astype(np.float32), float(shift)
 
     def render(self, audio: np.ndarray, f0: np.ndarray, weights: np.ndarray, noise: NoiseSource) -> np.ndarray:
@@ -163,7 +170,7 @@ class OnnxVoice:
                                "load_onnx_voice(dir, f0=...)")
         x = to_project_rate(audio, sr)
         weights = singer_mix(singer if singer else self.default_singer, self.singers)
-        f0_full, shift = self.model_f0(x, transpose, auto_transpose, weights)
+        f0_full, shift = self.model_f0(x, transpose, auto_transpose, singer)
         draw = noise if noise is not None else numpy_noise(seed)
 
         def one_chunk(segment: np.ndarray, start: int) -> np.ndarray:

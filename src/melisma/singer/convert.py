@@ -120,6 +120,13 @@ class Voice:
         medians = {s: st.median_f0 for s, st in self.pack.stats.items()}
         return auto_transpose_semitones(f0, medians, self.pack.singers, weights.numpy())
 
+    def transpose_for(self, f0: np.ndarray, transpose: float, auto_transpose: bool,
+                      singer: str | dict | None = None) -> float:
+        """Semitones a conversion of a source whose model F0 is ``f0`` (Hz) shifts by: ``transpose``, plus with
+        ``auto_transpose`` the shift towards ``singer``'s range (what ``melisma.singer.streaming`` asks)."""
+        weights = parse_singer_mix(singer if singer else self.default_singer, self.singers)
+        return transpose + (self.auto_transpose_semitones(f0, weights) if auto_transpose else 0.0)
+
     def model_f0(self, audio: np.ndarray, transpose: float = 0.0, auto_transpose: bool = False,
                  weights: torch.Tensor | None = None, method: str | None = None) -> tuple[np.ndarray, float]:
         """The F0 (n_frames(n),) Hz given to the model for (n,) audio at SAMPLE_RATE, and the shift applied:
