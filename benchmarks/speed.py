@@ -180,6 +180,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=3.5)
     ap.add_argument("--hour-minutes", type=float, default=60.0)
     ap.add_argument("--no-hour", action="store_true")
+    ap.add_argument("--hour-engines", default="onnx", help="engines run on the long input (torch,onnx)")
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "benchmarks" / "speed.json")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--input", default=None, help=argparse.SUPPRESS)
@@ -205,14 +206,15 @@ def main() -> None:
     hour = None
     if not args.no_hour:
         long_input = looped_input(args.hour_minutes, WORK / f"song-{args.hour_minutes:g}min.flac")
-        hour = {"minutes": args.hour_minutes,
-                "onnx": run_worker("onnx", str(folders["onnx"]), long_input, args.threads),
-                "torch": run_worker("torch", args.voice, long_input, args.threads)}
+        hour = {"minutes": args.hour_minutes}
+        for engine in args.hour_engines.split(","):
+            voice = args.voice if engine == "torch" else str(folders["onnx"])
+            hour[engine] = run_worker(engine, voice, long_input, args.threads)
     report = {"input_minutes": args.minutes, "voice": args.voice, "threads": args.threads, "cpus": os.cpu_count(),
               "load_average_before": load_before, "load_average_after": os.getloadavg(), "engines": results,
               "long_input": hour}
     print(table(results))
-    for engine in ("onnx", "torch") if hour else ():
+    for engine in args.hour_engines.split(",") if hour else ():
         r = hour[engine]
         print(f"{args.hour_minutes:g}-minute input ({engine}): RTF {r['rtf']:.4f}, peak RSS {r['peak_rss_mb']:.0f} MB")
     print(f"load average before {load_before}, after {os.getloadavg()}")
