@@ -1,6 +1,6 @@
 """Whole-pipeline speed of ``melisma convert`` on this CPU: a 3.5-minute sung input through each engine, per stage.
 
-    nice -n 5 python benchmarks/speed.py [--voice festival-slt] [--threads 2] [--engines torch,onnx,onnx-int8]
+    nice -n 5 python benchmarks/speed.py [--voice festival-slt] [--threads 2] [--engines torch,onnx,onnx-int8,...]
                                          [--minutes 3.5] [--hour-minutes 60] [--no-hour]
 
 The input is the bundled demo vocal looped (written once under data/benchmarks/speed/). Each engine runs in its own
@@ -59,14 +59,14 @@ def looped_input(minutes: float, path: Path) -> Path:
 
 
 def exports(voice: str) -> dict[str, Path]:
-    """The voice exported as float and int8 ONNX (once)."""
+    """The voice exported as float, int8 and float with dio's speed 2 (once)."""
     from melisma.onnx.export import export_voice
 
     out = {}
-    for name, quantize in (("onnx", None), ("onnx-int8", "int8")):
+    for name, quantize, speed in (("onnx", None, 1), ("onnx-int8", "int8", 1), ("onnx-pitch2", None, 2)):
         folder = WORK / f"{voice}-{name}"
         if not (folder / "manifest.json").is_file():
-            export_voice(voice, folder, quantize=quantize)
+            export_voice(voice, folder, quantize=quantize, pitch_speed=speed)
         out[name] = folder
     return out
 
@@ -176,7 +176,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--voice", default="festival-slt")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--engines", default="torch,onnx,onnx-int8")
+    ap.add_argument("--engines", default="torch,onnx,onnx-int8,onnx-pitch2")
     ap.add_argument("--minutes", type=float, default=3.5)
     ap.add_argument("--hour-minutes", type=float, default=60.0)
     ap.add_argument("--no-hour", action="store_true")

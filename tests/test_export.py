@@ -92,6 +92,21 @@ def test_numpy_synthesis_is_the_builtin_vocoder_given_its_noise():
     assert 10 * np.log10(np.mean(want**2) / np.mean((want - got) ** 2)) > 60
 
 
+def test_dio_speed_is_a_pitch_setting_only_when_not_the_default():
+    from melisma.features.pitch import model_pitch
+
+    assert "speed" not in model_pitch("dio").settings()  # feature caches keyed before the option stay valid
+    fast = model_pitch("dio", speed=2)
+    assert fast.settings()["speed"] == 2
+    x = sung(3.0)
+    slow_f0, fast_f0 = model_pitch("dio").extract(x, SAMPLE_RATE), fast.extract(x, SAMPLE_RATE)
+    both = (slow_f0 > 0) & (fast_f0 > 0)
+    assert np.mean((slow_f0 > 0) == (fast_f0 > 0)) > 0.98
+    assert np.median(np.abs(1200 * np.log2(fast_f0[both] / slow_f0[both]))) < 1.0  # cents
+    with pytest.raises(MelismaError, match="speed"):
+        model_pitch("dio", speed=13)
+
+
 def torch_noise(seed: int):
     """The noise the torch engine draws, in the order and layout the onnx engine asks for it."""
     gen = torch.Generator().manual_seed(seed)
@@ -205,10 +220,11 @@ def test_export_cli_int8_and_refusals(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == ["keep.txt"]
     rc = main(["export", "no-such-voice", "-o", str(tmp_path / "x")])
     assert rc != 0 and "no such voice" in capsys.readouterr().err and not (tmp_path / "x").exists()
-    rc = main(["-q", "export", "festival-slt", "-o", str(tmp_path / "q"), "--quantize", "int8"])
+    rc = main(["-q", "export", "festival-slt", "-o", str(tmp_path / "q"), "--quantize", "int8", "--pitch-speed", "2"])
     assert rc == 0
     manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
-    assert manifest["quantize"] == "int8"
+    assert manifest["quantize"] == "int8" and manifest["pitch"]["speed"] == 2
+    assert load_onnx_voice(tmp_path / "q").features.pitch.settings() == manifest["pitch"]
     assert (tmp_path / "q" / "singer.onnx").stat().st_size < 6_000_000  # int8 weights: about a quarter
     y = load_onnx_voice(tmp_path / "q").convert(sung(2.0), SAMPLE_RATE)[0]
     assert y.shape == (2 * SAMPLE_RATE,) and np.isfinite(y).all() and np.std(y) > 1e-3

@@ -15,6 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--singer", default=None, help="default singer of the export (a multi-singer pack's name)")
     p.add_argument("--quantize", choices=("int8",), default=None,
                    help="int8 dynamic quantisation of the weights (smaller; measure its cost with melisma evaluate)")
+    p.add_argument("--pitch-speed", type=int, default=1, metavar="N",
+                   help="dio's decimation of the input (1: the torch engine's pitch exactly; 2: half the pitch time, "
+                        "measured the same F0 to 0.1 cent on 99%% of frames)")
     p.set_defaults(func=run)
 
 
@@ -22,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from melisma.onnx.export import export_voice
     from melisma.progress import say
 
-    manifest = export_voice(args.voice, args.output, singer=args.singer, quantize=args.quantize)
+    manifest = export_voice(args.voice, args.output, singer=args.singer, quantize=args.quantize,
+                            pitch_speed=args.pitch_speed)
     errors = ", ".join(f"{name} {g['max_abs_error']:.1e}" for name, g in manifest["graphs"].items())
     say(f"wrote {args.output} ({len(manifest['graphs'])} graphs; largest difference from torch: {errors})")
     return 0

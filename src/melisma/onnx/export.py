@@ -44,9 +44,12 @@ PROBE_SECONDS = 3.0
 
 
 def export_voice(voice: str | os.PathLike, out_dir: str | os.PathLike, *, singer: str | None = None,
-                 quantize: str | None = None) -> dict[str, Any]:
+                 quantize: str | None = None, pitch_speed: int = 1) -> dict[str, Any]:
     """Export ``voice`` to ``out_dir`` (created, or replaced when it holds an earlier export); returns the
-    manifest. ``singer``: the default singer of the export (a name of the pack; built-in names give their own)."""
+    manifest. ``singer``: the default singer of the export (a name of the pack; built-in names give their own).
+    ``pitch_speed``: dio's decimation for conversions through the export (1: the torch engine's F0 exactly; 2
+    halves the pitch stage's time, see docs/architecture.md for what it changes)."""
+    from melisma.features.pitch import model_pitch
     from melisma.singer.convert import load_voice, resolve_voice
 
     if quantize is not None and quantize not in QUANTIZE:
@@ -56,6 +59,7 @@ def export_voice(voice: str | os.PathLike, out_dir: str | os.PathLike, *, singer
     pack_path, _ = resolve_voice(voice)
     v = load_voice(voice)
     _check_exportable(v)
+    pitch = model_pitch("dio", speed=pitch_speed).settings()
     if singer is not None and singer not in v.singers:
         raise MelismaError(f"singer {singer!r} is not in this voice pack (singers: {', '.join(v.singers)})")
     graphs = _graphs(v)
@@ -63,7 +67,7 @@ def export_voice(voice: str | os.PathLike, out_dir: str | os.PathLike, *, singer
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         entries = {name: _write_graph(g, probe[name], tmp / f"{name}.onnx", quantize) for name, g in graphs.items()}
-        manifest = _manifest(v, pack_path, voice, singer or v.default_singer, entries, quantize)
+        manifest = _manifest(v, pack_path, voice, singer or v.default_singer, entries, quantize, pitch)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _publish(tmp, out)
     finally:
@@ -164,7 +168,7 @@ def file_sha256(path: Path) -> str:
 
 
 def _manifest(v: Any, pack_path: Path, voice: str | os.PathLike, singer: str | None,
-              graphs: dict[str, dict[str, Any]], quantize: str | None) -> dict[str, Any]:
+              graphs: dict[str, dict[str, Any]], quantize: str | None, pitch: dict[str, Any]) -> dict[str, Any]:
     import melisma
     from melisma.onnx.synthesis import LOG_MAG_MAX
 
@@ -179,7 +183,7 @@ def _manifest(v: Any, pack_path: Path, voice: str | os.PathLike, singer: str | N
         "default_singer": singer,
         "median_f0": {s: st.median_f0 for s, st in v.pack.stats.items()},
         "n_mels": v.pack.config.n_mels,
-        "pitch": v.features.pitch.settings(),
+        "pitch": pitch,
         "loudness": v.features.loudness_kind,
         "vocoder": {"n_fft": cfg.n_fft, "sub_hop": cfg.sub_hop, "log_mag_max": LOG_MAG_MAX},
         "sampler": {"name": "consistency", "steps": 1},
