@@ -14,6 +14,8 @@ process (so its peak RSS and its imports are its own):
 Inputs longer than ``STREAM_ABOVE_S`` go through ``melisma.singer.streaming.convert_file``, as in the CLI.
 
 ``--hour-minutes``: RTF and peak RSS of a warm conversion of a long input (default one hour), both engines.
+``quality_first_60s``: melisma evaluate's target similarity, DNSMOS and pitch error of each engine's output (the
+first minute), to show what a fast path costs against the torch reference path.
 Prints a table and writes data/benchmarks/speed.json (load average before and after: the machine is shared).
 """
 
@@ -139,9 +141,9 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             "threads": args.threads, "torch_imported": "torch" in sys.modules}
 
 
-def run_worker(engine: str, voice: str, src: Path, threads: int) -> dict[str, Any]:
+def run_worker(engine: str, voice: str, src: Path, threads: int, label: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", engine, "--voice", voice, "--input", str(src),
-           "--output", str(WORK / f"out-{engine}.wav"), "--threads", str(threads)]
+           "--output", str(WORK / f"out-{engine}-{label}.wav"), "--threads", str(threads)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env(threads), check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -155,6 +157,27 @@ def run_cold(engine: str, voice: str, src: Path, threads: int, seconds: float) -
     subprocess.run(cmd, capture_output=True, text=True, env=env(threads), check=True)
     wall = time.perf_counter() - start
     return {"wall_s": wall, "rtf": wall / seconds}
+
+
+def quality(engines: list[str], voice: str, song: Path, seconds: float) -> dict[str, Any]:
+    """``melisma evaluate``'s similarity, pitch and DNSMOS of the first ``seconds`` of each engine's output (the
+    warm runs' files), against a torch rendition of the demo vocal by the same voice (seed 1) as the target."""
+    from melisma.audio.io import load_audio
+    from melisma.evaluate import evaluate_clips
+    from melisma.paths import DEMO
+    from melisma.singer.convert import load_voice
+
+    vocal, sr = load_audio(DEMO / "demo-vocal.ogg")
+    target = load_voice(voice).convert(vocal, sr, seed=1, transpose=2.0)
+    source = load_audio(song, duration=seconds)
+    clips = [load_audio(WORK / f"out-{kind(e)}-{e}.wav", duration=seconds) for e in engines]
+    result = evaluate_clips(clips, [target], sources=[source] * len(clips), metrics=("similarity", "pitch", "dnsmos"))
+    keys = ("target_similarity", "dnsmos_ovrl", "dnsmos_sig", "cents_error_median", "vuv_agreement")
+    return {e: {k: getattr(c, k) for k in keys} for e, c in zip(engines, result.clips, strict=True)}
+
+
+def kind(engine: str) -> str:
+    return "torch" if engine == "torch" else "onnx"
 
 
 def env(threads: int) -> dict[str, str]:
@@ -180,6 +203,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=3.5)
     ap.add_argument("--hour-minutes", type=float, default=60.0)
     ap.add_argument("--no-hour", action="store_true")
+    ap.add_argument("--no-quality", action="store_true", help="skip melisma evaluate's scores of the outputs")
     ap.add_argument("--hour-engines", default="onnx", help="engines run on the long input (torch,onnx)")
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "benchmarks" / "speed.json")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -199,9 +223,8 @@ def main() -> None:
     results: dict[str, Any] = {}
     for engine in args.engines.split(","):
         voice = args.voice if engine == "torch" else str(folders[engine])
-        kind = "torch" if engine == "torch" else "onnx"
-        results[engine] = {"warm": run_worker(kind, voice, song, args.threads),
-                           "cold": run_cold(kind, voice, song, args.threads, seconds)}
+        results[engine] = {"warm": run_worker(kind(engine), voice, song, args.threads, engine),
+                           "cold": run_cold(kind(engine), voice, song, args.threads, seconds)}
         print(engine, json.dumps(results[engine]["warm"]["stage_rtf"]), flush=True)
     hour = None
     if not args.no_hour:
@@ -209,14 +232,17 @@ def main() -> None:
         hour = {"minutes": args.hour_minutes}
         for engine in args.hour_engines.split(","):
             voice = args.voice if engine == "torch" else str(folders["onnx"])
-            hour[engine] = run_worker(engine, voice, long_input, args.threads)
+            hour[engine] = run_worker(engine, voice, long_input, args.threads, "long")
+    scores = None if args.no_quality else quality(list(results), args.voice, song, 60.0)
     report = {"input_minutes": args.minutes, "voice": args.voice, "threads": args.threads, "cpus": os.cpu_count(),
               "load_average_before": load_before, "load_average_after": os.getloadavg(), "engines": results,
-              "long_input": hour}
+              "long_input": hour, "quality_first_60s": scores}
     print(table(results))
     for engine in args.hour_engines.split(",") if hour else ():
         r = hour[engine]
         print(f"{args.hour_minutes:g}-minute input ({engine}): RTF {r['rtf']:.4f}, peak RSS {r['peak_rss_mb']:.0f} MB")
+    for engine, q in (scores or {}).items():
+        print(f"{engine:<12} " + " ".join(f"{k} {v:.4f}" for k, v in q.items() if v is not None))
     print(f"load average before {load_before}, after {os.getloadavg()}")
     write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
 
