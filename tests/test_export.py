@@ -60,6 +60,11 @@ def test_numpy_vocoder_signal_path_is_the_torch_one():
                                atol=1e-4)
     exc_t, exc_n = source.harmonic_excitation(ft, HOP_SIZE).numpy(), S.harmonic_excitation(f0, HOP_SIZE)
     assert 10 * np.log10(np.mean(exc_t**2) / np.mean((exc_t - exc_n) ** 2)) > 60  # dB
+    frames = torch.randn(1, 30, 21)
+    for ratio in (2, 4):
+        want = torch.nn.functional.interpolate(frames, size=20 * ratio + 1, mode="linear", align_corners=True)
+        got = S.upsample_frames(frames.transpose(1, 2).numpy(), ratio)
+        np.testing.assert_allclose(got, want.transpose(1, 2).numpy(), atol=1e-6)
     log_mag = torch.randn(2, 7, 513)
     got = S.minimum_phase_log(log_mag.numpy(), 1024)
     want = B.minimum_phase_log(log_mag, 1024).numpy()
