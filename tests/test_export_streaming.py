@@ -86,3 +86,12 @@ def test_cli_streams_long_inputs(tmp_path, monkeypatch, capsys):
     sf.write(str(src), phrases(8.0), SAMPLE_RATE)
     assert main(["-q", "convert", str(src), "-v", "x", "-o", str(tmp_path / "o.wav")]) == 0
     assert voice.calls and sf.info(str(tmp_path / "o.wav")).frames == 8 * SAMPLE_RATE
+
+
+def test_short_chunks_never_fall_below_half_their_length():
+    x = 0.3 * np.random.default_rng(1).standard_normal(12 * SAMPLE_RATE).astype(np.float32)
+    x[int(0.03 * SAMPLE_RATE):int(0.06 * SAMPLE_RATE)] = 0.0  # the quietest spot: 3 frames in
+    cuts = plan_cuts(x, 5.0)  # --chunk-seconds 5 used to cut there and crash in the crossfade
+    assert min(np.diff(cuts[:-1])) >= 2.5 * SAMPLE_RATE - 512
+    out = convert_in_chunks(x, lambda seg, start: seg, cuts)
+    np.testing.assert_allclose(out, x, atol=1e-6)

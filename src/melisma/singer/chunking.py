@@ -31,7 +31,8 @@ def _max_len(max_chunk_s: float) -> int:
 def cuts_from_level(level: np.ndarray, n: int, max_chunk_s: float = 30.0, search_s: float = 5.0) -> list[int]:
     """``plan_cuts`` given the (n // HOP_SIZE + 1,) frame levels (``frame_rms_db``) of n samples."""
     max_len = _max_len(max_chunk_s)
-    search = max(int(search_s * SAMPLE_RATE) // HOP_SIZE, 1)
+    # at most half a chunk back: a cut right after the previous one would leave a chunk shorter than its crossfade
+    search = max(min(int(search_s * SAMPLE_RATE) // HOP_SIZE, max_len // HOP_SIZE // 2), 1)
     cuts, start = [0], 0
     while n - start > max_len:
         hi = (start + max_len) // HOP_SIZE
