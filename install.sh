@@ -12,7 +12,7 @@ pip "torch==2.13.0"
 # 2. melisma with the extras that install cleanly (ssl: transformers for HuBERT/ContentVec; train: TensorBoard;
 #    server: FastAPI + uvicorn for melisma serve; ui: Gradio for melisma ui).
 extras="eval,pitch,ssl,train,server,ui"
-[ "${1:-}" = "--dev" ] && extras="$extras,dev"
+[ "${1:-}" = "--dev" ] && extras="$extras,dev,onnx"  # onnx: melisma export and convert --engine onnx
 pip -e ".[$extras]"
 # 3. Packages whose declared dependencies break this environment (webrtcvad source build, PyPI's CUDA
 #    torchaudio, the 'typing' backport): installed without them; what they really need is in step 2.

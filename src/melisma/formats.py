@@ -34,6 +34,7 @@ CURRENT: dict[str, int] = {
     "oneshot-weights": 1,  # the one-shot model (melisma.oneshot.weights; safetensors metadata)
     "speaker-embedding": 1,  # a reference voice's speaker embedding (``melisma voices embed``; JSON)
     "service-db": 1,  # the job database of ``melisma serve`` / ``melisma ui`` (SQLite, melisma.service.jobs)
+    "onnx-export": 1,  # manifest.json of a ``melisma export`` folder (ONNX graphs for ``convert --engine onnx``)
 }
 
 LABELS = {"voice": "voice pack", "checkpoint": "training checkpoint", "dataset": "dataset manifest",
@@ -41,7 +42,8 @@ LABELS = {"voice": "voice pack", "checkpoint": "training checkpoint", "dataset":
           "content-weights": "content encoder weights file", "features": "feature cache entry",
           "corpus": "corpus manifest", "service-db": "service job database",
           "separation-data": "separation data manifest", "separator-weights": "separator weights file",
-          "oneshot-weights": "one-shot model weights file", "speaker-embedding": "speaker embedding file"}
+          "oneshot-weights": "one-shot model weights file", "speaker-embedding": "speaker embedding file",
+          "onnx-export": "ONNX export manifest"}
 
 # format names written before this scheme; their documents keep the version numbers they had
 LEGACY_NAMES = {"melisma-voice": "voice", "melisma-dataset": "dataset", "melisma-vocoder-builtin": "vocoder-weights",

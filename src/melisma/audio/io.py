@@ -7,6 +7,7 @@ Decoding goes through libsndfile (soundfile: wav, flac, ogg, mp3, aiff...).  Eve
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +108,13 @@ def load_audio(
 
 def _decode_mono(info: AudioInfo, first: int, count: int) -> np.ndarray:
     """Average channels block by block so an hour of 8-channel audio costs one mono copy."""
-    parts = []
+    parts = list(mono_blocks(info, first, count))
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def mono_blocks(info: AudioInfo, first: int = 0, count: int = -1) -> Iterator[np.ndarray]:
+    """The file of ``info`` from frame ``first`` (``count`` frames, -1: to the end) as consecutive float32 mono
+    blocks at the file's own rate, about BLOCK_SAMPLES samples decoded at a time."""
     with sf.SoundFile(str(info.path)) as f:
         f.seek(first)
         remaining = count if count >= 0 else info.frames - first
@@ -116,9 +123,8 @@ def _decode_mono(info: AudioInfo, first: int, count: int) -> np.ndarray:
             block = f.read(min(block_frames, remaining), dtype="float32", always_2d=True)
             if block.shape[0] == 0:
                 break
-            parts.append(block.mean(axis=1, dtype=np.float32))
+            yield block.mean(axis=1, dtype=np.float32)
             remaining -= block.shape[0]
-    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str | None = None) -> Path:

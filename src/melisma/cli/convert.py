@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 FORMATS = ("wav", "flac", "ogg", "mp3")
 
@@ -36,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output file (or folder when INPUT is a folder)")
     add_voice_options(p)
     p.add_argument("--format", choices=FORMATS, default=None, help="output format (default: from -o, else wav)")
+    p.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                   help="onnx: -v is a 'melisma export' folder, run on onnxruntime without torch")
+    p.add_argument("--threads", type=int, default=None, help="onnx engine: onnxruntime threads (default: cores)")
     p.add_argument("--timings", type=Path, default=None, metavar="JSON",
                    help="write the conversion seconds and the transposition applied to each output; "
                         "'melisma evaluate --rtf-json' reads it (speed, and the intended F0)")
@@ -86,36 +90,45 @@ def check_output_options(path: Path, args: argparse.Namespace) -> None:
     """Refuse options no conversion could honour, before the voice is loaded or any audio converted."""
     from melisma.audio.constants import SAMPLE_RATE
     from melisma.audio.io import check_output_rate
-    from melisma.singer.convert import check_convert_options
+    from melisma.singer.options import check_convert_options
 
     check_output_rate(path, args.sample_rate or SAMPLE_RATE)
     check_convert_options(args.transpose, args.steps, args.sampler, args.chunk_seconds)
 
 
-def open_voice(args: argparse.Namespace):
-    """The voice ``-v`` names (a pack, a built-in voice or saved speaker embeddings) or ``--reference`` gives."""
+def open_voice(args: argparse.Namespace) -> Any:
+    """The voice ``-v`` names (a pack, a built-in voice, saved speaker embeddings; with ``--engine onnx`` an
+    export folder, as an ``OnnxVoice`` that never imports torch) or ``--reference`` gives."""
     from melisma.errors import MelismaError
-    from melisma.singer.convert import load_voice
 
+    onnx = getattr(args, "engine", "torch") == "onnx"
     if args.reference:
         if args.voice:
             raise MelismaError("give -v VOICE or --reference REF, not both")
+        if onnx:
+            raise MelismaError("--reference runs on the torch engine: leave out --engine onnx")
         from melisma.oneshot import reference_voice
 
         return reference_voice(args.reference, f0=args.f0)
     if not args.voice:
         raise MelismaError("give a voice: -v VOICE (a voice pack or saved speaker embedding) or --reference REF")
+    if onnx:
+        from melisma.onnx.runtime import load_onnx_voice
+
+        return load_onnx_voice(args.voice, threads=args.threads, f0=args.f0)
     from melisma.oneshot import speaker_voice
+    from melisma.singer.convert import load_voice
 
     voice = speaker_voice(args.voice, f0=args.f0)
     return voice if voice is not None else load_voice(args.voice, f0=args.f0)
 
 
 def run(args: argparse.Namespace) -> int:
-    from melisma.audio.io import load_audio, save_audio
+    from melisma.audio.io import load_audio, probe_audio, save_audio
     from melisma.evaluate.speed import real_time_factor, timed
     from melisma.evaluate.timings import write_timings
     from melisma.progress import say, track
+    from melisma.singer.streaming import STREAM_ABOVE_S, convert_file
 
     pairs = plan_outputs(Path(args.input), Path(args.output), args.format)
     check_output_options(pairs[0][1], args)
@@ -123,12 +136,17 @@ def run(args: argparse.Namespace) -> int:
     kwargs = voice_kwargs(args)
     timings: dict[str, dict[str, float]] = {}
     for src, dst in (track(pairs, "converting") if len(pairs) > 1 else pairs):
-        audio, sr = load_audio(src, None)
-        done, took = timed(voice.convert_detailed, audio, sr, **kwargs)
-        save_audio(dst, done.audio, done.sr)
-        timings[str(dst)] = {"seconds": took, "transpose": done.transpose}
-        shift = f", transposed {done.transpose:+g}" if done.transpose else ""
-        say(f"wrote {dst} (real-time factor {real_time_factor(took, len(audio) / sr):.3f}{shift})")
+        seconds = probe_audio(src).duration
+        if seconds > STREAM_ABOVE_S:  # long inputs: decoded, converted and written chunk by chunk
+            applied, took = timed(convert_file, voice, src, dst, **kwargs)
+        else:
+            audio, sr = load_audio(src, None)
+            done, took = timed(voice.convert_detailed, audio, sr, **kwargs)
+            save_audio(dst, done.audio, done.sr)
+            applied = done.transpose
+        timings[str(dst)] = {"seconds": took, "transpose": applied}
+        shift = f", transposed {applied:+g}" if applied else ""
+        say(f"wrote {dst} (real-time factor {real_time_factor(took, seconds):.3f}{shift})")
     if args.timings is not None:
         write_timings(args.timings, timings)
     return 0

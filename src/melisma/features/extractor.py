@@ -16,14 +16,16 @@ SAMPLE_RATE and T = ``n_frames(n)`` (= n // 512 + 1, 86.13 frames/s) it gives:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soxr
-import torch
 
 from melisma.audio.constants import SAMPLE_RATE, n_frames
 from melisma.features.pitch import PitchExtractor, fit_frames, model_pitch
+
+if TYPE_CHECKING:  # torch is imported where content is computed: pitch and loudness alone need none of it
+    import torch
 
 FEATURE_VERSION = 2  # bump whenever extraction code changes its output: every cache entry is recomputed
 
@@ -91,17 +93,21 @@ class FeatureExtractor:
 
         return fit_frames(log_mel(audio)[0].numpy(), n_frames(audio.shape[0]))
 
-    @torch.no_grad()
     def content(self, audio: np.ndarray, shifts: tuple[float, ...] | None = None) -> torch.Tensor:
         """(V, C, n_frames(n)) content of the clip (variant 0) and of each shift in ``shifts`` (default: the
         extractor's ``pitch_shifts``)."""
+        import torch
+
         if self.content_encoder is None:
             raise ValueError("this FeatureExtractor has no content encoder")
         t = n_frames(audio.shape[0])
         variants = [0.0, *(self.pitch_shifts if shifts is None else shifts)]
-        return torch.stack([self._shifted_content(audio, s, t) for s in variants])
+        with torch.no_grad():
+            return torch.stack([self._shifted_content(audio, s, t) for s in variants])
 
     def _shifted_content(self, audio: np.ndarray, semitones: float, t: int) -> torch.Tensor:
+        import torch
+
         assert self.content_encoder is not None
         y = audio
         if semitones:  # resampled: played back at SAMPLE_RATE, pitch and formants move by the ratio

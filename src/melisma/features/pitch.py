@@ -188,12 +188,16 @@ class DioExtractor(WorldExtractor):
 
     name = "dio"
 
-    def __init__(self, recover_voicing: bool = True, **common: Any) -> None:
+    def __init__(self, recover_voicing: bool = True, speed: int = 1, **common: Any) -> None:
         super().__init__(**common)
         self.recover_voicing = bool(recover_voicing)
+        if not 1 <= int(speed) <= 12:
+            raise MelismaError(f"dio speed {speed}: must be 1..12")
+        self.speed = int(speed)  # pyworld's decimation of the input before its F0 search (1: none)
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "recover_voicing": self.recover_voicing}
+        extra = {"speed": self.speed} if self.speed != 1 else {}  # absent at 1: earlier cache keys stay valid
+        return {**super().settings(), "recover_voicing": self.recover_voicing, **extra}
 
     def _track(self, x: np.ndarray, sr: int) -> np.ndarray:
         f0 = super()._track(x, sr)
@@ -204,7 +208,7 @@ class DioExtractor(WorldExtractor):
         return recover_voicing(x, sr, f0)
 
     def _world_track(self, pw, x, sr):
-        return pw.dio(x, sr, f0_floor=self.f0_min, f0_ceil=self.f0_max, frame_period=FRAME_PERIOD_MS)
+        return pw.dio(x, sr, f0_floor=self.f0_min, f0_ceil=self.f0_max, frame_period=FRAME_PERIOD_MS, speed=self.speed)
 
 
 class HarvestExtractor(WorldExtractor):

@@ -4,7 +4,7 @@ chunks with complementary raised-cosine crossfades centred on the cuts (weights 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -19,11 +19,20 @@ def plan_cuts(audio: np.ndarray, max_chunk_s: float = 30.0, search_s: float = 5.
     ``search_s`` seconds before that limit, so cuts fall in pauses between phrases whenever there are any.
     """
     n = audio.shape[0]
-    max_len = max(int(max_chunk_s * SAMPLE_RATE) // HOP_SIZE, 4) * HOP_SIZE
-    if n <= max_len:
+    if n <= _max_len(max_chunk_s):
         return [0, n]
-    level = frame_rms_db(audio)
-    search = max(int(search_s * SAMPLE_RATE) // HOP_SIZE, 1)
+    return cuts_from_level(frame_rms_db(audio), n, max_chunk_s, search_s)
+
+
+def _max_len(max_chunk_s: float) -> int:
+    return max(int(max_chunk_s * SAMPLE_RATE) // HOP_SIZE, 4) * HOP_SIZE
+
+
+def cuts_from_level(level: np.ndarray, n: int, max_chunk_s: float = 30.0, search_s: float = 5.0) -> list[int]:
+    """``plan_cuts`` given the (n // HOP_SIZE + 1,) frame levels (``frame_rms_db``) of n samples."""
+    max_len = _max_len(max_chunk_s)
+    # at most half a chunk back: a cut right after the previous one would leave a chunk shorter than its crossfade
+    search = max(min(int(search_s * SAMPLE_RATE) // HOP_SIZE, max_len // HOP_SIZE // 2), 1)
     cuts, start = [0], 0
     while n - start > max_len:
         hi = (start + max_len) // HOP_SIZE
@@ -55,18 +64,28 @@ def convert_in_chunks(audio: np.ndarray, convert: Callable[[np.ndarray, int], np
     HOP_SIZE multiple so frame features align with the whole-file grid) and contributes over
     cuts[i] - fade/2 .. cuts[i+1] + fade/2.  Returns (n,) float32.
     """
-    n = audio.shape[0]
+    pieces = crossfaded_pieces(audio.shape[0], lambda lo, hi: audio[lo:hi], convert, cuts, context, fade)
+    return np.concatenate(list(pieces)).astype(np.float32)
+
+
+def crossfaded_pieces(n: int, read: Callable[[int, int], np.ndarray], convert: Callable[[np.ndarray, int], np.ndarray],
+                      cuts: list[int], context: int = 16 * HOP_SIZE, fade: int = 8 * HOP_SIZE) -> Iterator[np.ndarray]:
+    """``convert_in_chunks`` as a stream: the joined output of (n,) audio, whose samples lo..hi ``read(lo, hi)``
+    gives, in consecutive float32 pieces, each yielded as soon as no later chunk adds to it (so an hour-long input
+    is converted in the memory of one chunk)."""
     fade = min(fade, 2 * context) // 2 * 2
     half = fade // 2
-    out = np.zeros(n, dtype=np.float64)
+    tail = np.zeros(0, dtype=np.float64)  # the part of the output the next chunk still adds to
     for i in range(len(cuts) - 1):
         a, b = cuts[i], cuts[i + 1]
         lo = max(0, (a - context) // HOP_SIZE * HOP_SIZE)
         hi = min(n, b + context)
-        y = np.asarray(convert(audio[lo:hi], lo), dtype=np.float64)
+        y = np.asarray(convert(read(lo, hi), lo), dtype=np.float64)
         first, last = i == 0, i == len(cuts) - 2
         s = a if first else a - half
         e = b if last else b + half
-        w = crossfade_weights(e - s, fade, fade_in=not first, fade_out=not last)
-        out[s:e] += w * y[s - lo:e - lo]
-    return out.astype(np.float32)
+        piece = crossfade_weights(e - s, fade, fade_in=not first, fade_out=not last) * y[s - lo:e - lo]
+        piece[:tail.size] += tail
+        keep = 0 if last else fade
+        tail = piece[piece.size - keep:]
+        yield piece[:piece.size - keep].astype(np.float32)

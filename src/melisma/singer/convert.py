@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,15 @@ from melisma.singer.chunking import convert_in_chunks, plan_cuts
 from melisma.singer.consistency import consistency_sample
 from melisma.singer.edm import edm_sample
 from melisma.singer.model import SingerNet, denormalise_mel
+from melisma.singer.options import (
+    Conversion,
+    auto_transpose_semitones,
+    check_convert_options,
+    resample,
+    singer_mix,
+    to_project_rate,
+)
 from melisma.singer.voicepack import PACK_SUFFIX, VoicePack, VoicePackError, load_pack, read_header
-
-MAX_TRANSPOSE = 36.0
 
 
 @dataclass(frozen=True)
@@ -40,16 +45,6 @@ class ConvertOptions:
     singer: str | dict | None = None
     max_chunk_s: float = 30.0
     seed: int = 0
-
-
-@dataclass(frozen=True)
-class Conversion:
-    """What ``Voice.convert_detailed`` returns: the (n,) waveform at ``sr`` and the transposition it applied
-    (``transpose`` plus the auto-transpose shift, semitones), which is what an evaluation must be told."""
-
-    audio: np.ndarray
-    sr: int
-    transpose: float
 
 
 def builtin_voices() -> list[str]:
@@ -75,33 +70,8 @@ def resolve_voice(voice: str | os.PathLike) -> tuple[Path, str | None]:
 
 
 def parse_singer_mix(spec: str | dict | None, singers: list[str]) -> torch.Tensor:
-    """Singer choice -> (S,) weights summing to 1. Unknown names, bad or non-positive weights raise MelismaError."""
-    if spec is None or spec == "":
-        if len(singers) > 1:
-            spec = singers[0]
-        else:
-            return torch.ones(1)
-    if isinstance(spec, str):
-        items: dict[str, float] = {}
-        for part in spec.split(","):
-            name, sep, weight = part.strip().rpartition(":")
-            if not sep:
-                name, weight = weight, "1"
-            try:
-                items[name.strip()] = items.get(name.strip(), 0.0) + float(weight)
-            except ValueError:
-                raise MelismaError(f"singer mix {spec!r}: weight {weight!r} is not a number") from None
-        spec = items
-    weights = torch.zeros(len(singers))
-    for name, w in spec.items():
-        if name not in singers:
-            raise MelismaError(f"singer {name!r} is not in this voice pack (singers: {', '.join(singers)})")
-        if not math.isfinite(float(w)) or float(w) < 0:
-            raise MelismaError(f"singer {name!r}: weight {w} must be a finite number >= 0")
-        weights[singers.index(name)] += float(w)
-    if float(weights.sum()) <= 0:
-        raise MelismaError("singer mix: the weights sum to zero")
-    return weights / weights.sum()
+    """Singer choice -> (S,) weights summing to 1 (``melisma.singer.options.singer_mix`` as a tensor)."""
+    return torch.from_numpy(singer_mix(spec, singers))
 
 
 def default_component(kind: str, identity: str) -> torch.nn.Module:
@@ -147,13 +117,15 @@ class Voice:
 
     def auto_transpose_semitones(self, f0: np.ndarray, weights: torch.Tensor) -> float:
         """Whole semitones that move the median voiced F0 of ``f0`` to the (weighted) singers' median."""
-        voiced = f0[f0 > 0]
-        targets = [(float(w), self.pack.stats[s].median_f0) for s, w in zip(self.pack.singers, weights.tolist(), strict=True)
-                   if w > 0 and s in self.pack.stats and self.pack.stats[s].median_f0 > 0]
-        if voiced.size == 0 or not targets:
-            return 0.0
-        target_log = sum(w * math.log2(m) for w, m in targets) / sum(w for w, _ in targets)
-        return float(round(12.0 * (target_log - math.log2(float(np.median(voiced))))))
+        medians = {s: st.median_f0 for s, st in self.pack.stats.items()}
+        return auto_transpose_semitones(f0, medians, self.pack.singers, weights.numpy())
+
+    def transpose_for(self, f0: np.ndarray, transpose: float, auto_transpose: bool,
+                      singer: str | dict | None = None) -> float:
+        """Semitones a conversion of a source whose model F0 is ``f0`` (Hz) shifts by: ``transpose``, plus with
+        ``auto_transpose`` the shift towards ``singer``'s range (what ``melisma.singer.streaming`` asks)."""
+        weights = parse_singer_mix(singer if singer else self.default_singer, self.singers)
+        return transpose + (self.auto_transpose_semitones(f0, weights) if auto_transpose else 0.0)
 
     def model_f0(self, audio: np.ndarray, transpose: float = 0.0, auto_transpose: bool = False,
                  weights: torch.Tensor | None = None, method: str | None = None) -> tuple[np.ndarray, float]:
@@ -211,7 +183,7 @@ class Voice:
         """
         check_convert_options(transpose, steps, sampler, max_chunk_s)
         opts = ConvertOptions(transpose, auto_transpose, steps, sampler, singer, max_chunk_s, seed)
-        x = _to_project_rate(audio, sr)
+        x = to_project_rate(audio, sr)
         weights = parse_singer_mix(singer if singer else self.default_singer, self.singers)
         f0_full, shift = self.model_f0(x, transpose, auto_transpose, weights, f0)
         gen = torch.Generator().manual_seed(seed)
@@ -225,41 +197,6 @@ class Voice:
         y = resample(y, SAMPLE_RATE, out_sr)
         want = int(round(audio.shape[0] * out_sr / sr))
         return Conversion(fit_frames(y, want).astype(np.float32), out_sr, shift)
-
-
-def check_convert_options(transpose: float, steps: int, sampler: str, max_chunk_s: float) -> None:
-    """One-line MelismaError for options no conversion can honour (the CLI checks them before loading)."""
-    if not math.isfinite(transpose) or abs(transpose) > MAX_TRANSPOSE:
-        raise MelismaError(f"transpose {transpose}: must be within +-{MAX_TRANSPOSE:g} semitones")
-    if int(steps) != steps or steps < 1 or steps > 200:
-        raise MelismaError(f"steps {steps}: must be a whole number from 1 to 200")
-    if sampler not in ("consistency", "teacher"):
-        raise MelismaError(f"sampler {sampler!r}: use consistency or teacher")
-    if not max_chunk_s >= 2.0:
-        raise MelismaError(f"chunk length {max_chunk_s} s: must be at least 2 s")
-
-
-def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """(n,) float32 at ``sr_in`` -> float32 at ``sr_out`` (soxr); the same array when the rates are equal."""
-    if sr_in == sr_out:
-        return x
-    import soxr
-
-    return soxr.resample(x, sr_in, sr_out).astype(np.float32)
-
-
-def _to_project_rate(audio: np.ndarray, sr: int) -> np.ndarray:
-    x = np.asarray(audio, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=0 if x.shape[0] <= 8 and x.shape[0] < x.shape[1] else 1)
-    if x.ndim != 1 or x.size < HOP_SIZE:
-        raise MelismaError(f"audio of shape {np.shape(audio)}: expected a mono waveform of at least "
-                           f"{HOP_SIZE} samples")
-    if not np.isfinite(x).all():
-        raise MelismaError("audio contains NaN or infinite samples")
-    if int(sr) < 8000:
-        raise MelismaError(f"sample rate {sr} Hz: must be at least 8000 Hz")
-    return resample(x, int(sr), SAMPLE_RATE)
 
 
 def load_voice(voice: str | os.PathLike, *, content_encoder: torch.nn.Module | None = None,
