@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from extras import needs, needs_binary
@@ -127,3 +128,26 @@ def test_convert_in_the_browser_plays_the_output_and_every_tab_renders(ui, brows
         assert browser.find_element(By.ID, f"tab-{label.lower()}").is_displayed()
         browser.save_screenshot(str(SHOTS / f"ui-{label.lower()}.png"))
     assert all((SHOTS / f"ui-{label.lower()}.png").stat().st_size > 10_000 for label in TABS)
+
+
+@pytest.mark.slow
+@needs_binary("chromium", "chromedriver")
+def test_one_shot_in_the_browser_converts_to_the_uploaded_reference(ui, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, _ = ui
+    vocal, ref = tmp_path / "vocal.wav", tmp_path / "ref.wav"
+    write_clip(vocal, seconds=1.5)
+    write_clip(ref, seconds=2.0)
+    browser.get(url)
+    open_tab(browser, "One-shot")
+    browser.find_element(By.CSS_SELECTOR, "#oneshot-refs input[type=file]").send_keys(str(ref))
+    browser.find_element(By.CSS_SELECTOR, "#oneshot-input input[type=file]").send_keys(str(vocal))
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#oneshot-input button[aria-label=Play]"),
+               what="the uploaded vocal's player")
+    click(browser.find_element(By.ID, "oneshot-button"))
+    link = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#oneshot-output a[download]"), 120,
+                      what="the converted audio")[0]
+    with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as r:
+        audio, sr = sf.read(io.BytesIO(r.read()))
+    assert sr == 44100 and len(audio) / sr == pytest.approx(1.5, abs=0.01) and np.abs(audio).max() > 0.01

@@ -2,7 +2,7 @@
 
 Convert and Evaluate call the library directly; Prepare, Train and Cover run as jobs of the same job store as
 ``melisma serve`` (``--data-dir``), so a training started here resumes when the UI is started again.
-One-shot conversion (from a reference clip) is not in melisma yet: its tab says so.
+One-shot converts to the voice of uploaded reference clips (``melisma.oneshot.reference_voice``), no training.
 """
 
 from __future__ import annotations
@@ -213,11 +213,35 @@ def cover_tab(w: Workflow) -> None:
     go.click(run, [song, voice, transpose, auto, steps, f0, separate], [status, out, stems])
 
 
-def one_shot_tab() -> None:
-    gr.Markdown("**One-shot conversion** (to the voice of a single reference clip, without training) is not in "
-                "melisma yet. Train a voice (Train tab) or use a built-in one (Convert tab).")
-    gr.Audio(label="reference clip", interactive=False)
-    gr.Button("Convert to the reference voice", interactive=False)
+def one_shot(w: Workflow, vocal: str | None, references: list[str] | None, transpose: float,
+             auto_transpose: bool) -> str:
+    """Convert ``vocal`` into the voice of the ``references`` (averaged); the path of the converted file."""
+    from melisma.audio.io import load_audio, save_audio
+    from melisma.oneshot import reference_voice
+
+    if not vocal or not references:
+        raise gr.Error("upload a vocal and at least one reference clip first")
+    try:
+        audio, sr = load_audio(vocal, None)
+        done = reference_voice(list(references)).convert_detailed(audio, sr, transpose=float(transpose),
+                                                                   auto_transpose=bool(auto_transpose))
+        return str(save_audio(w.output_path(".wav"), done.audio, done.sr))
+    except Exception as exc:
+        raise _one_line(exc) from None
+
+
+def one_shot_tab(w: Workflow) -> None:
+    gr.Markdown("**One-shot conversion**: sing in the voice of one or a few reference clips (speech or singing, "
+                "at least 1 s each), without training. A trained voice still sounds closer to its singer.")
+    refs = gr.File(label="reference clips", file_count="multiple", type="filepath", elem_id="oneshot-refs")
+    vocal = gr.Audio(label="vocal (upload or record)", sources=["upload", "microphone"], type="filepath",
+                     elem_id="oneshot-input")
+    with gr.Row():
+        transpose = gr.Slider(-24, 24, value=0, step=1, label="transpose (semitones)")
+        auto = gr.Checkbox(label="auto-transpose into the references' range")
+    go = gr.Button("Convert to the reference voice", variant="primary", elem_id="oneshot-button")
+    out = gr.Audio(label="converted", type="filepath", interactive=False, elem_id="oneshot-output")
+    go.click(lambda v, r, t, a: one_shot(w, v, r, t, a), [vocal, refs, transpose, auto], [out])
 
 
 def evaluate_tab(w: Workflow) -> None:
@@ -266,11 +290,9 @@ def build_ui(data_dir: Path) -> gr.Blocks:
     with gr.Blocks(title="melisma") as ui:
         gr.Markdown("# melisma\nPrepare songs, train a voice, convert, make covers, evaluate.")
         for label, tab in (("Prepare", prepare_tab), ("Train", train_tab), ("Convert", convert_tab),
-                           ("Cover", cover_tab), ("Evaluate", evaluate_tab)):
+                           ("One-shot", one_shot_tab), ("Cover", cover_tab), ("Evaluate", evaluate_tab)):
             with gr.Tab(label, elem_id=f"tab-{label.lower()}"):
                 tab(w)
-        with gr.Tab("One-shot (not yet)", elem_id="tab-one-shot"):
-            one_shot_tab()
     return ui
 
 
