@@ -272,3 +272,17 @@ def test_refuse_world_stops_a_recipe_that_is_not_data_parallel(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets
     with pytest.raises(MelismaError, match="a one-process recipe trains on one process, not data-parallel"):
         refuse_world("a one-process recipe")
+
+
+@pytest.mark.parametrize("stage", ["oneshot", "separator"])
+def test_one_process_recipes_refuse_a_torchrun_launch_before_any_work(stage, monkeypatch, tmp_path, capsys):
+    from corpus_standins import trainable_copy
+
+    from melisma.cli import main
+
+    corpus = trainable_copy(tmp_path / "corpus")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    argv = {"oneshot": [str(corpus), "--run", str(tmp_path / "run")],
+            "separator": ["--corpus", str(corpus), "--run", str(tmp_path / "run")]}[stage]
+    assert main(["foundation", stage, *argv]) == 2
+    assert "not data-parallel" in capsys.readouterr().err and not (tmp_path / "run").exists()

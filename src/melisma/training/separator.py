@@ -209,9 +209,13 @@ def foundation_separator(corpus_dirs: Sequence[str | os.PathLike], run_dir: str 
     """The recipe: make ``run_dir/data`` from the corpora's sung clips (unless it is there), then train on it.
 
     Corpora are read through ``trainable_clips``, which refuses held-out voices.  Returns the best weights.
+    Refused under torchrun (several processes would each train and write their own copy).
     """
     from melisma.corpus.heldout import trainable_clips
     from melisma.separation.data import build_separation_data
+    from melisma.training.distributed import refuse_world
+
+    refuse_world("the separator recipe")
 
     data = Path(run_dir) / "data"
     if not data.is_dir():
