@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(0: no limit)")
     p.add_argument("--f0", default="dio", help="pitch extractor (dio, harvest, fcpe, crepe)")
     p.add_argument("--content", default=None,
-                   help="content encoder: builtin (learned) or dsp-cepstral-v1 (weight-free); default: the one the "
-                        "base model expects")
+                   help="content encoder: builtin (learned, v1), phonetic (v2, phone-supervised; with "
+                        "--from-scratch until a base model on it ships) or dsp-cepstral-v1 (weight-free); default: "
+                        "the one the base model expects")
     p.add_argument("--no-teacher", action="store_true", help="leave the teacher out of the pack (smaller)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
