@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from melisma.content.builtin import CosineVQ  # the content encoder's VQ: one implementation
 from melisma.singer.model import SingerConfig, SingerNet
 
 MEL_CENTER, MEL_SCALE = -6.0, 2.5  # rough mean/std of natural-log mel of loudness-normalised clips
@@ -56,22 +57,6 @@ class OneShotConfig:
             raise ValueError(f"unknown one-shot config keys: {sorted(unknown)}")
         singer = SingerConfig.from_dict(dict(data.get("singer", {})))
         return cls(**{**data, "singer": singer})
-
-
-class CosineVQ(nn.Module):
-    """Nearest unit-norm code by cosine similarity with straight-through gradients."""
-
-    def __init__(self, n_codes: int, dim: int) -> None:
-        super().__init__()
-        self.codebook = nn.Parameter(torch.randn(n_codes, dim))
-
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z (B, T, D) unit-norm -> (quantised (B, T, D), indices (B, T), codebook + 0.25 commitment loss)."""
-        codes = F.normalize(self.codebook, dim=-1)
-        idx = (z @ codes.T).argmax(-1)
-        q = codes[idx]
-        loss = F.mse_loss(q, z.detach()) + 0.25 * F.mse_loss(z, q.detach())
-        return z + (q - z).detach(), idx, loss
 
 
 @dataclass

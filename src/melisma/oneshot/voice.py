@@ -28,11 +28,10 @@ from melisma.errors import MelismaError
 from melisma.features.extractor import FeatureExtractor
 from melisma.features.pitch import fit_frames
 from melisma.formats import check, stamp
-from melisma.identity import describe, identity_matches
 from melisma.oneshot.model import speech_mask
 from melisma.oneshot.weights import OneShotWeights, load_oneshot
 from melisma.singer.consistency import consistency_sample
-from melisma.singer.convert import ConvertOptions, Voice, default_component
+from melisma.singer.convert import ConvertOptions, Voice, check_components, default_component
 from melisma.singer.model import SingerNet, denormalise_mel
 
 SPEAKER_SUFFIX = ".speaker"
@@ -126,12 +125,8 @@ class OneShotModel:
 
     def __init__(self, weights: OneShotWeights, content_encoder: torch.nn.Module, vocoder: torch.nn.Module,
                  f0_method: str = "dio") -> None:
-        for role, label, comp, want in (("content", "content encoder", content_encoder, weights.content_encoder),
-                                        ("vocoder", "vocoder", vocoder, weights.vocoder)):
-            have = str(getattr(comp, "identity", ""))
-            if not identity_matches(role, want, have):
-                raise MelismaError(f"the one-shot model was trained with the {label} {describe(role, want)}; "
-                                   f"the loaded one is {have!r}")
+        check_components(content_encoder, vocoder, weights.content_encoder, weights.vocoder, "the one-shot model",
+                         MelismaError)
         self.weights = weights
         self.net = weights.net.eval()
         self.identity = weights.identity

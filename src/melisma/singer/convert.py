@@ -88,17 +88,24 @@ def default_component(kind: str, identity: str) -> torch.nn.Module:
     return get_vocoder(registry_name(identity))
 
 
+def check_components(content_encoder: torch.nn.Module, vocoder: torch.nn.Module, want_content: str,
+                     want_vocoder: str, trained: str, error: type[Exception]) -> None:
+    """``error`` unless the loaded content encoder and vocoder are the ones ``trained`` (a pack, a model)
+    recorded (``melisma.identity``)."""
+    for role, label, comp, want in (("content", "content encoder", content_encoder, want_content),
+                                    ("vocoder", "vocoder", vocoder, want_vocoder)):
+        have = str(getattr(comp, "identity", ""))
+        if not identity_matches(role, want, have):
+            raise error(f"{trained} was trained with the {label} {describe(role, want)}; the loaded one is {have!r}")
+
+
 class Voice:
     """A voice pack ready to convert: singer model + content encoder + vocoder (inference only, CPU)."""
 
     def __init__(self, pack: VoicePack, content_encoder: torch.nn.Module, vocoder: torch.nn.Module,
                  f0_method: str = "dio", default_singer: str | None = None):
-        for role, label, comp, want in (("content", "content encoder", content_encoder, pack.content_encoder),
-                                        ("vocoder", "vocoder", vocoder, pack.vocoder)):
-            have = str(getattr(comp, "identity", ""))
-            if not identity_matches(role, want, have):
-                raise VoicePackError(f"this voice pack was trained with the {label} {describe(role, want)}; "
-                                     f"the loaded one is {have!r}")
+        check_components(content_encoder, vocoder, pack.content_encoder, pack.vocoder, "this voice pack",
+                         VoicePackError)
         self.pack = pack
         self.student = pack.build_student()
         self._teacher: SingerNet | None = None
