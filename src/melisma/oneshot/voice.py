@@ -23,16 +23,15 @@ import numpy as np
 import torch
 
 from melisma.atomic import write_text_atomic
-from melisma.audio.constants import FRAME_RATE, SAMPLE_RATE, TARGET_LUFS, n_frames
+from melisma.audio.constants import FRAME_RATE, SAMPLE_RATE, TARGET_LUFS
 from melisma.errors import MelismaError
 from melisma.features.extractor import FeatureExtractor
-from melisma.features.pitch import fit_frames
 from melisma.formats import check, stamp
 from melisma.oneshot.model import speech_mask
 from melisma.oneshot.weights import OneShotWeights, load_oneshot
 from melisma.singer.consistency import consistency_sample
 from melisma.singer.convert import ConvertOptions, Voice, check_components, default_component
-from melisma.singer.model import SingerNet, denormalise_mel
+from melisma.singer.model import SingerNet
 
 SPEAKER_SUFFIX = ".speaker"
 MIN_SOUND_S = 1.0  # a reference needs at least this much non-silent audio
@@ -234,23 +233,14 @@ class ReferenceVoice(Voice):
         vecs = torch.stack([torch.from_numpy(e.vector) for e in self.embeddings.values()])
         return torch.nn.functional.normalize(weights @ vecs, dim=0)[None]
 
-    @torch.no_grad()
-    def render(self, audio: np.ndarray, f0: np.ndarray, weights: torch.Tensor, options: ConvertOptions,
-               generator: torch.Generator) -> np.ndarray:
-        """One chunk: (n,) source at SAMPLE_RATE + its model F0 (n_frames(n),) -> (n,) converted waveform."""
-        n = audio.shape[0]
-        t = n_frames(n)
-        x = np.ascontiguousarray(audio, dtype=np.float32)
+    def sample_mel(self, content: torch.Tensor, f0: torch.Tensor, loudness: torch.Tensor, weights: torch.Tensor,
+                   options: ConvertOptions, generator: torch.Generator) -> torch.Tensor:
+        """As ``Voice.sample_mel``, through the one-shot model: content codes + pitch + the mixed speaker
+        embedding (``weights`` (S,) over the embeddings) condition its one-step decoder."""
         net, decoder = self.model.net, self._net(options)
-        content = self.features.content(x, shifts=())
-        f0_t = torch.from_numpy(fit_frames(f0, t))[None]
-        loud = torch.from_numpy(self.features.loudness(x))[None]
-        codes = net.head(content).q
-        inp = net.decoder_input(codes, net.pitch(f0_t))
-        cond = decoder.condition(inp, f0_t, loud, torch.ones(1, 1), self.speaker(weights))
-        mel = consistency_sample(decoder, cond, net.cfg.singer.n_mels, options.steps, generator)
-        wave = self.vocoder(denormalise_mel(mel), f0_t, generator=generator)[0].numpy()
-        return fit_frames(wave, n).astype(np.float32)
+        inp = net.decoder_input(net.head(content).q, net.pitch(f0))
+        cond = decoder.condition(inp, f0, loudness, torch.ones(1, 1), self.speaker(weights))
+        return consistency_sample(decoder, cond, net.cfg.singer.n_mels, options.steps, generator)
 
     def _net(self, options: ConvertOptions) -> SingerNet:
         if options.sampler != "consistency":

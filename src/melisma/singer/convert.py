@@ -149,19 +149,23 @@ class Voice:
                generator: torch.Generator) -> np.ndarray:
         """One chunk: (n,) source at SAMPLE_RATE + its model F0 (n_frames(n),) -> (n,) converted waveform."""
         n = audio.shape[0]
-        t = n_frames(n)
         x = np.ascontiguousarray(audio, dtype=np.float32)
         content = self.features.content(x, shifts=())  # (1, C, T): the clip itself, no shifted variant
-        f0_t = torch.from_numpy(fit_frames(f0, t))[None]
+        f0_t = torch.from_numpy(fit_frames(f0, n_frames(n)))[None]
         loud = torch.from_numpy(self.features.loudness(x))[None]
-        net = self._net(options)
-        cond = net.condition(content, f0_t, loud, weights[None])
-        if net is self.student:
-            mel = consistency_sample(net, cond, self.pack.config.n_mels, options.steps, generator)
-        else:
-            mel = edm_sample(net, cond, self.pack.config.n_mels, options.steps, generator=generator)
+        mel = self.sample_mel(content, f0_t, loud, weights, options, generator)
         wave = self.vocoder(denormalise_mel(mel), f0_t, generator=generator)[0].numpy()
         return fit_frames(wave, n).astype(np.float32)
+
+    def sample_mel(self, content: torch.Tensor, f0: torch.Tensor, loudness: torch.Tensor, weights: torch.Tensor,
+                   options: ConvertOptions, generator: torch.Generator) -> torch.Tensor:
+        """content (1, C, T), F0 (1, T) Hz, loudness (1, T) dB, singer weights (S,) -> normalised mel (1, 128, T)
+        from the singer model (what a voice of another kind, e.g. a reference voice, draws differently)."""
+        net = self._net(options)
+        cond = net.condition(content, f0, loudness, weights[None])
+        if net is self.student:
+            return consistency_sample(net, cond, self.pack.config.n_mels, options.steps, generator)
+        return edm_sample(net, cond, self.pack.config.n_mels, options.steps, generator=generator)
 
     def _net(self, options: ConvertOptions):
         if options.sampler == "consistency":

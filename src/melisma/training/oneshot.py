@@ -49,8 +49,8 @@ from melisma.training.singer import training_features
 from melisma.training.singer_data import MIN_PIECE_FRAMES, ClipFeatures, sample_batch
 from melisma.training.singer_data import Batch as Segments
 
-MI_PAIRS = ("cs", "cp", "ps")
-RESTART_EVERY = 100  # updates between restarts of unused codes  # content-speaker, content-pitch, speaker-pitch
+MI_PAIRS = ("cs", "cp", "ps")  # content-speaker, content-pitch, speaker-pitch
+RESTART_EVERY = 100  # updates between restarts of unused codes
 
 
 @dataclass(frozen=True)
