@@ -38,7 +38,7 @@ from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE
 from melisma.content.builtin import BuiltinConfig, BuiltinNet, save_builtin
 from melisma.content.perturb import PerturbConfig, perturb_magnitude
 from melisma.corpus import ClipRecord, trainable_clips
-from melisma.corpus.phones import SHARED_PHONES
+from melisma.corpus.phones import SHARED_PHONES, SIL, frame_labels, shared_segments, to_shared
 from melisma.errors import MelismaError
 from melisma.features.mel import LOG_FLOOR, magnitude_stft, mel_basis
 from melisma.features.pitch import model_pitch
@@ -92,6 +92,7 @@ class ClipBank:
         for i, v in enumerate(self.voice):
             self.by_voice[v].append(i)
         self.voices = sorted(self.by_voice)
+        self.timed = {v: [i for i in idx if self.labels[i] is not None] for v, idx in self.by_voice.items()}
 
     def crop(self, i: int, frames: int, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
         """Random crop of clip i -> (audio (frames-1)*HOP samples, f0 (frames,))."""
@@ -101,27 +102,25 @@ class ClipBank:
         return a, self.f0[i][s:s + frames]
 
 
+PHONE_INDEX = {p: i + 1 for i, p in enumerate(SHARED_PHONES)}  # phone -> its phone-head index (0: CTC blank)
+
+
 def phone_targets(clip: ClipRecord) -> np.ndarray:
     """The clip's phones as CTC targets: indices into ``SHARED_PHONES`` plus one, silences dropped (CTC's
     blank covers them); empty when the corpus recorded no phones."""
-    from melisma.corpus.phones import SHARED_PHONES, SIL, to_shared
-
-    index = {p: i + 1 for i, p in enumerate(SHARED_PHONES)}
     shared = to_shared(clip.phones, clip.phone_set) if clip.phones else []
-    return np.array([index[p] for p in shared if p != SIL], dtype=np.int64)
+    return np.array([PHONE_INDEX[p] for p in shared if p != SIL], dtype=np.int64)
 
 
 def frame_targets(clip: ClipRecord, n: int) -> np.ndarray | None:
     """(n,) per-frame phone indices (into ``SHARED_PHONES``, + 1; silence is ``sil``) from the clip's phone
     timings; None when it has none."""
     from melisma.audio.constants import FRAME_RATE
-    from melisma.corpus.phones import SHARED_PHONES, frame_labels, shared_segments
 
     if not clip.phone_ends or len(clip.phone_ends) != len(clip.phones):
         return None
-    index = {p: i + 1 for i, p in enumerate(SHARED_PHONES)}
     labels = frame_labels(shared_segments(clip.phones, clip.phone_ends, clip.phone_set), n, FRAME_RATE)
-    return np.array([index[p] for p in labels], dtype=np.int64)
+    return np.array([PHONE_INDEX[p] for p in labels], dtype=np.int64)
 
 
 class SpeakerEncoder(nn.Module):
@@ -212,7 +211,7 @@ def make_ctc_batch(bank: ClipBank, cfg: TrainConfig, rng: random.Random) -> dict
 def make_phone_batch(bank: ClipBank, cfg: TrainConfig, rng: random.Random) -> dict[str, torch.Tensor]:
     """Crops of clips with phone timings (one per randomly drawn timed voice) -> a perturbed log-mel
     (B, 128, crop_frames) and the phone index sounding at each frame (B, crop_frames)."""
-    timed = {v: [i for i in idx if bank.labels[i] is not None] for v, idx in bank.by_voice.items()}
+    timed = bank.timed
     voices = [v for v in bank.voices if timed[v]]
     audios, labels = [], []
     for _ in range(cfg.phone_batch):
