@@ -53,12 +53,13 @@ def test_kill_9_at_a_random_moment_then_the_same_command_ends_with_the_same_pack
     ckpt = work / "checkpoint.safetensors"
     rng = random.Random(os.getpid())
     kills = []
-    for _ in range(1):  # one kill at a random moment after the run has a checkpoint
+    for _ in range(1):  # one kill at a random moment after the run has a checkpoint, well before its end
         proc = _train(dataset, out)
+        target = rng.randint(8, RUN["teacher_steps"] + RUN["distill_steps"] // 2)  # updates done when killed
         deadline = time.monotonic() + 60
-        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.8))
+        while (not ckpt.exists() or _updates_logged(work) < target) and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.005)
         if proc.poll() is not None:
             break
         proc.send_signal(signal.SIGKILL)
@@ -77,6 +78,16 @@ def test_kill_9_at_a_random_moment_then_the_same_command_ends_with_the_same_pack
     logged = [(r["phase"], r["step"], *sorted(r)) for r in map(json.loads, (work / "log.jsonl").read_text().splitlines())]
     assert len(logged) == len(set(logged))  # the rows the kill lost are logged once, by the resumed run
     print("kills (checkpoint phase, step, last logged phase, step):", kills, "final val", _last_vals(work))
+
+
+def _updates_logged(work: Path) -> int:
+    """Teacher + distillation updates the run has logged so far (the runner logs every update)."""
+    try:
+        rows = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    except (OSError, ValueError):  # not written yet, or caught between its atomic replacements
+        return 0
+    done = [r["step"] + (RUN["teacher_steps"] if r["phase"] == "distill" else 0) for r in rows if "step" in r and "phase" in r]
+    return max(done, default=0)
 
 
 def _cfg(**kw):
