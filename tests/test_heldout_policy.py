@@ -44,7 +44,14 @@ def _oneshot(corpus, out):
     train_oneshot([corpus], out, OneShotTrainConfig(teacher_steps=1, distill_steps=0))
 
 
-RECIPES = {"content": _content, "vocoder": _vocoder, "singer": _singer_base, "separator": _separator, "oneshot": _oneshot}
+def _stream(corpus, out):
+    from melisma.training.streaming import foundation_stream
+
+    foundation_stream([corpus], out, max_steps=1, log=lambda *_: None)
+
+
+RECIPES = {"content": _content, "vocoder": _vocoder, "singer": _singer_base, "separator": _separator, "oneshot": _oneshot,
+           "stream": _stream}
 
 
 def _started(*_args, **_kwargs):
@@ -58,6 +65,7 @@ def no_training(monkeypatch):
     import melisma.training.content as content
     import melisma.training.oneshot as oneshot
     import melisma.training.singer_base as singer_base
+    import melisma.training.streaming as streaming
     import melisma.training.vocoder as vocoder
 
     monkeypatch.setattr(content, "ClipBank", _started)
@@ -65,6 +73,7 @@ def no_training(monkeypatch):
     monkeypatch.setattr(singer_base, "train_voice", _started)
     monkeypatch.setattr(separation_data, "build_separation_data", _started)
     monkeypatch.setattr(oneshot, "load_data", _started)
+    monkeypatch.setattr(streaming, "fit", _started)
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))

@@ -35,6 +35,7 @@ CURRENT: dict[str, int] = {
     "speaker-embedding": 1,  # a reference voice's speaker embedding (``melisma voices embed``; JSON)
     "service-db": 1,  # the job database of ``melisma serve`` / ``melisma ui`` (SQLite, melisma.service.jobs)
     "onnx-export": 1,  # manifest.json of a ``melisma export`` folder (ONNX graphs for ``convert --engine onnx``)
+    "stream-weights": 1,  # a causal streaming network (melisma.live.weights; safetensors metadata)
 }
 
 LABELS = {"voice": "voice pack", "checkpoint": "training checkpoint", "dataset": "dataset manifest",
@@ -43,7 +44,7 @@ LABELS = {"voice": "voice pack", "checkpoint": "training checkpoint", "dataset":
           "corpus": "corpus manifest", "service-db": "service job database",
           "separation-data": "separation data manifest", "separator-weights": "separator weights file",
           "oneshot-weights": "one-shot model weights file", "speaker-embedding": "speaker embedding file",
-          "onnx-export": "ONNX export manifest"}
+          "onnx-export": "ONNX export manifest", "stream-weights": "streaming model weights file"}
 
 # format names written before this scheme; their documents keep the version numbers they had
 LEGACY_NAMES = {"melisma-voice": "voice", "melisma-dataset": "dataset", "melisma-vocoder-builtin": "vocoder-weights",

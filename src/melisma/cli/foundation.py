@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_singer(stages)
     _register_separator(stages)
     _register_oneshot(stages)
+    _register_stream(stages)
 
 
 def _register_vocoder(stages: argparse._SubParsersAction) -> None:
@@ -227,4 +228,35 @@ def run_oneshot(args: argparse.Namespace) -> int:
     out = train_oneshot(args.corpus, args.run, cfg, content_encoder=default_component("content", args.content),
                         restart=args.restart, ship=args.ship)
     say(f"wrote {out}")
+    return 0
+
+
+def _register_stream(stages: argparse._SubParsersAction) -> None:
+    p = stages.add_parser("stream", help="distil the streaming (live) networks: content, vocoder, base decoder",
+                          description="Distil the causal networks of the live engine from the offline ones: "
+                                      "the content network (from the builtin content encoder), the vocoder "
+                                      "network (from the builtin vocoder) and the decoder of the base pack's "
+                                      "singers. A network already in RUN is kept (re-run to go on).")
+    p.add_argument("corpus", nargs="+", metavar="CORPUS")
+    p.add_argument("--run", required=True, metavar="DIR", help="run folder (stream-*.safetensors + logs)")
+    p.add_argument("--minutes", type=float, default=12.0, help="training minutes of each network")
+    p.add_argument("--audio-minutes", type=float, default=30.0, help="minutes of corpus audio each one sees")
+    p.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.set_defaults(func=run_stream)
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    import torch
+
+    from melisma.errors import MelismaError
+    from melisma.progress import say
+    from melisma.training.streaming import foundation_stream
+
+    if args.minutes <= 0 or args.audio_minutes <= 0:
+        raise MelismaError("--minutes and --audio-minutes must be positive")
+    torch.set_num_threads(max(1, args.threads))
+    files = foundation_stream(args.corpus, args.run, args.minutes, args.audio_minutes, max_steps=args.max_steps,
+                              log=say)
+    say("wrote " + ", ".join(str(f) for f in files.values()))
     return 0
