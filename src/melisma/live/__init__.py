@@ -1,0 +1,1 @@
+"""Real-time conversion: the streaming engine (``engine``) and the sound-card loop (``device``)."""
