@@ -361,3 +361,25 @@ def test_live_stops_cleanly_on_ctrl_c_and_on_q(jack, tmp_path):
 def test_run_live_refuses_a_converter_of_another_block_size():
     with pytest.raises(MelismaError, match="blocks of"):
         device.run_live(make_converter(BLOCK), 0, 0, BLOCK + 1)
+
+
+@pytest.mark.parametrize(("failure", "message"), [
+    (ImportError("No module named 'sounddevice'"), "pip install 'melisma\\[live\\]'"),
+    (OSError("PortAudio library not found"), "PortAudio library not found.*libportaudio2")])
+def test_missing_sounddevice_or_portaudio_is_one_line(monkeypatch, capsys, failure, message):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def failing_import(name, *args, **kwargs):
+        if name == "sounddevice":
+            raise failure
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    monkeypatch.setattr(builtins, "__import__", failing_import)
+    from melisma.cli import main
+
+    assert main(["live", "--list-devices"]) == 3  # MissingDependencyError, as for every optional package
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err), err
