@@ -6,7 +6,9 @@ Every converter here comes from ``live_standin.make_converter`` (the swap point 
 
 from __future__ import annotations
 
+import io
 import os
+import queue
 import re
 import shutil
 import signal
@@ -383,3 +385,90 @@ def test_missing_sounddevice_or_portaudio_is_one_line(monkeypatch, capsys, failu
     assert main(["live", "--list-devices"]) == 3  # MissingDependencyError, as for every optional package
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and re.search(message, err), err
+
+
+class FakeStream:
+    """sounddevice.Stream's part that run_live uses, driven by a thread instead of a sound card: it calls the
+    callback with ``source`` blocks every ``pace_s`` seconds until the callback stops it (``pace_s`` None: never)."""
+
+    source = np.zeros(0, dtype=np.float32)
+    pace_s: float | None = 0.0
+
+    def __init__(self, *, device, samplerate, blocksize, dtype, channels, latency, callback):
+        assert (samplerate, dtype, channels, latency) == (SR, "float32", 1, "low")
+        self.blocksize, self.callback, self.latency = blocksize, callback, (0.001, 0.002)
+        self.active, self._halt = False, threading.Event()
+
+    def __enter__(self):
+        self.active = True
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._halt.set()
+        self._thread.join()
+        self.active = False
+
+    def _run(self):
+        if self.pace_s is None:  # a stalled device: the stream is active, no callback ever comes
+            self._halt.wait()
+            return
+        i = 0
+        while not self._halt.is_set():
+            block = np.resize(self.source, (i + 1) * self.blocksize)[-self.blocksize:]
+            outdata = np.zeros((self.blocksize, 1), dtype=np.float32)
+            try:
+                self.callback(block[:, None].copy(), outdata, self.blocksize, None, OK)
+            except (Stop, Abort):
+                break
+            i += 1
+            time.sleep(self.pace_s)
+        self.active = False
+
+
+@pytest.fixture
+def fake_sounddevice(monkeypatch):
+    """run_live on FakeStream: no PortAudio needed."""
+    fake = SimpleNamespace(Stream=FakeStream, CallbackStop=Stop, CallbackAbort=Abort, PortAudioError=OSError)
+    monkeypatch.setattr(device, "load_sounddevice", lambda: fake)
+    return FakeStream
+
+
+def test_run_live_records_exactly_the_blocks_it_ran_and_takes_commands(fake_sounddevice, monkeypatch, tmp_path):
+    monkeypatch.setattr(FakeStream, "source", _tone(BLOCK * 7, hz=441.0))
+    monkeypatch.setattr(FakeStream, "pace_s", 0.002)
+    spy = Spy(make_converter(BLOCK))
+    commands: queue.Queue = queue.Queue()
+    for line in ("g out 0.5", "nonsense", f"v {spy.singers[0]}", "t -3"):
+        commands.put(line)
+    status = io.StringIO()
+    summary = device.run_live(spy, 0, 0, BLOCK, status_every_s=0.01, commands=commands, seconds=1.0,
+                              record=tmp_path / "take.flac", out=status)
+    assert summary.blocks == 50 and summary.latency_ms == pytest.approx(1000 * (spy.latency_samples / SR + 0.003))
+    audio, sr = sf.read(tmp_path / "take.flac", dtype="float32")
+    assert sr == SR and len(audio) == 50 * BLOCK and np.abs(audio).max() > 0.01
+    assert ("set_transpose", -3.0) in [c[:2] for c in spy.calls]
+    assert "melisma: unknown command 'nonsense'" in status.getvalue()
+    assert "transpose -3 | gain 1/0.5" in status.getvalue().splitlines()[-1]
+
+
+def test_run_live_gives_up_on_a_stalled_device_and_writes_no_recording(fake_sounddevice, monkeypatch, tmp_path):
+    monkeypatch.setattr(FakeStream, "pace_s", None)
+    monkeypatch.setattr(device, "STALL_S", 0.2)
+    with pytest.raises(MelismaError, match="ran only 0 blocks"):
+        device.run_live(make_converter(BLOCK), 0, 0, BLOCK, seconds=0.1, record=tmp_path / "take.wav",
+                        out=io.StringIO())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_live_stops_on_the_stop_event_and_on_q(fake_sounddevice, monkeypatch):
+    monkeypatch.setattr(FakeStream, "pace_s", 0.001)
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    assert device.run_live(make_converter(BLOCK), 0, 0, BLOCK, stop_event=stop, out=io.StringIO()).blocks > 0
+    commands: queue.Queue = queue.Queue()
+    commands.put("q")
+    started = time.perf_counter()
+    device.run_live(make_converter(BLOCK), 0, 0, BLOCK, commands=commands, out=io.StringIO())
+    assert time.perf_counter() - started < 2

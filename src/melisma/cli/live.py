@@ -74,6 +74,13 @@ def open_converter(voice: str, block_size: int, transpose: float, singer: str | 
     return open_stream_voice(voice).converter(block_size=block_size, transpose=transpose, singer=singer)
 
 
+def _status_every(quiet: bool) -> float:
+    """Seconds between status lines: twice a second on a terminal (one line, rewritten), every 5 s in a log."""
+    import sys
+
+    return 0.0 if quiet else 0.5 if sys.stderr.isatty() else 5.0
+
+
 def _run_session(args: argparse.Namespace, device, converter, inputs: int, outputs: int) -> int:
     import queue
     import sys
@@ -85,7 +92,7 @@ def _run_session(args: argparse.Namespace, device, converter, inputs: int, outpu
         device.read_commands(sys.stdin, commands)
     say(f"melisma live: device {inputs} -> {outputs}, blocks of {converter.block_size} samples; {device.HELP}")
     summary = device.run_live(converter, inputs, outputs, converter.block_size, args.gain_in, args.gain_out,
-                              0.0 if args.quiet else 0.5, None, commands, seconds=args.seconds,
+                              _status_every(args.quiet), None, commands, seconds=args.seconds,
                               record=args.record)
     say(f"melisma live: {summary.line()}")
     if args.record:
