@@ -462,6 +462,19 @@ def test_run_live_gives_up_on_a_stalled_device_and_writes_no_recording(fake_soun
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_converter_failing_mid_stream_is_raised_and_leaves_no_recording(fake_sounddevice, tmp_path):
+    class FailsLater(Spy):
+        def process(self, block):
+            if len(self.calls) > 5:
+                raise ValueError("engine bug")
+            return super().process(block)
+
+    with pytest.raises(ValueError, match="engine bug"):
+        device.run_live(FailsLater(make_converter(BLOCK)), 0, 0, BLOCK, record=tmp_path / "take.wav",
+                        out=io.StringIO())
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_run_live_stops_on_the_stop_event_and_on_q(fake_sounddevice, monkeypatch):
     monkeypatch.setattr(FakeStream, "pace_s", 0.001)
     stop = threading.Event()

@@ -399,8 +399,7 @@ def run_live(converter: Converter, input_device: int | None, output_device: int 
         except KeyboardInterrupt:
             pass
         wall_s = time.perf_counter() - start
-        stack.close()  # stream stopped and closed, then the recording finished
-        if controls.error is not None:
+        if controls.error is not None:  # raised inside, so the stream closes and the recording is discarded
             raise controls.error
     return summarise(stats, wall_s, latency_ms)
 
