@@ -12,6 +12,7 @@ pip "torch==2.13.0"
 # 2. melisma with the extras that install cleanly (ssl: transformers for HuBERT/ContentVec; train: TensorBoard;
 #    server: FastAPI + uvicorn for melisma serve; ui: Gradio for melisma ui).
 extras="eval,pitch,ssl,train,server,ui"
+extras="$extras,live"  # live: sounddevice for melisma live (PortAudio itself is Debian's libportaudio2, step 5)
 [ "${1:-}" = "--dev" ] && extras="$extras,dev,onnx"  # onnx: melisma export and convert --engine onnx
 pip -e ".[$extras]"
 # 3. Packages whose declared dependencies break this environment (webrtcvad source build, PyPI's CUDA
@@ -35,6 +36,14 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   fi
   if [ "${1:-}" = "--dev" ] && ! command -v chromedriver >/dev/null; then
     debs="$debs chromium chromium-driver"
+  fi
+  # PortAudio, which sounddevice (melisma live) loads; with --dev also JACK, whose dummy driver gives
+  # tests/test_live.py a real audio stream without a sound card (jackd2 asks a debconf question: noninteractive)
+  if ! dpkg -s libportaudio2 >/dev/null 2>&1; then
+    debs="$debs libportaudio2"
+  fi
+  if [ "${1:-}" = "--dev" ] && ! command -v jackd >/dev/null; then
+    debs="$debs jackd2"
   fi
   if [ -n "$debs" ]; then
     apt-get update -qq

@@ -17,7 +17,7 @@ from melisma.errors import MelismaError
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS = ("demo", "prepare", "corpus", "features", "evaluate", "train", "convert", "cover", "foundation",
-            "serve", "ui", "voices", "export", "stream", "streamable")
+            "serve", "ui", "voices", "export", "stream", "streamable", "live")
 
 
 def build_parser() -> argparse.ArgumentParser:
