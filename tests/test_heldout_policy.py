@@ -109,7 +109,8 @@ def test_the_cli_covers_every_foundation_stage(tmp_path, capsys, no_training):
             "vocoder": ["--corpus", str(TINY), "-o", str(tmp_path / "voc")],
             "singer": [str(TINY), "--run", str(tmp_path / "run")],
             "separator": ["--corpus", str(TINY), "--run", str(tmp_path / "sep")],
-            "oneshot": [str(TINY), "--run", str(tmp_path / "oneshot")]}
+            "oneshot": [str(TINY), "--run", str(tmp_path / "oneshot")],
+            "stream": [str(TINY), "--run", str(tmp_path / "stream")]}
     assert stages == set(argv) == set(RECIPES)  # a new stage needs its row here and in RECIPES
     for stage, args in argv.items():
         assert main(["foundation", stage, *args]) == 2

@@ -60,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
         raise MelismaError("--audio holds no audio files")
     order = np.random.default_rng(args.seed).permutation(len(files))[: args.max_clips]
     sources = [load_audio(files[i], SAMPLE_RATE)[0][: 20 * SAMPLE_RATE] for i in order]
+    from melisma.singer.convert import Voice
+
+    voice: Voice
+    source: dict[str, object]
     if args.reference:
         from melisma.oneshot import reference_voice
 
@@ -72,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         source = {"voice": str(args.voice)}
     content = load_stream_net(paths.STREAM_CONTENT_WEIGHTS, "content").net
     vocoder = load_stream_net(paths.STREAM_VOCODER_WEIGHTS, "vocoder").net
+    singers = [voice.default_singer] if voice.default_singer else voice.singers  # a named singer: that one
     summary = distill_voice(voice, sources, out, content, vocoder, minutes=args.minutes, seed=args.seed,
-                            max_steps=args.max_steps, source_info=source, log=say)
+                            max_steps=args.max_steps, source_info=source, singers=singers, log=say)
     say(f"wrote {out} ({summary['steps']} steps, validation L1 {summary['best_val_l1']:.4f})")
     return 0

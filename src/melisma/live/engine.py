@@ -117,6 +117,8 @@ class StreamConverter:
         self.set_transpose(transpose)
         self.set_singer(singer)
         self.reset()
+        self._frames(np.zeros(STREAM_HOP, np.float32))  # first calls load the filterbank and FFT plans: not live
+        self.reset()
 
     @property
     def singers(self) -> list[str]:

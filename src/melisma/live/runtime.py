@@ -7,10 +7,13 @@ linear layer: ~35 us in torch, ~5 us as a numpy matmul on this CPU), so the engi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import erf
+from torch import nn
 
-from melisma.live.nets import KERNEL, CausalStack
+from melisma.live.nets import KERNEL, CausalBlock, CausalStack
 
 
 def _np(t) -> np.ndarray:
@@ -27,6 +30,23 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + erf(x * np.float32(1.0 / np.sqrt(2.0))))
 
 
+@dataclass(frozen=True)
+class _Block:
+    """One ``CausalBlock``'s weights, matrices transposed for ``x @ w``."""
+
+    dilation: int
+    context: int
+    dw: np.ndarray
+    dw_b: np.ndarray
+    ln_w: np.ndarray
+    ln_b: np.ndarray
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+    gamma: np.ndarray
+
+
 class NumpyStack:
     """``CausalStack.forward`` for one stream: x (T, in_dim) [+ singer weights (S,)] -> (T, out_dim), state."""
 
@@ -34,15 +54,15 @@ class NumpyStack:
         self.cfg = net.cfg
         self.inp = (_np(net.inp.weight).T, _np(net.inp.bias))
         self.singer = None if net.singer is None else _np(net.singer)
-        self.blocks = []
+        self.blocks: list[_Block] = []
         for block in net.blocks:
+            assert isinstance(block, CausalBlock)
             lin1, lin2 = block.mlp[0], block.mlp[2]
-            self.blocks.append({
-                "dilation": block.dw.dilation, "context": block.dw.context,
-                "dw": _np(block.dw.weight), "dw_b": _np(block.dw.bias),
-                "ln": (_np(block.norm.weight), _np(block.norm.bias)),
-                "w1": (_np(lin1.weight).T, _np(lin1.bias)), "w2": (_np(lin2.weight).T, _np(lin2.bias)),
-                "gamma": _np(block.gamma)})
+            assert isinstance(lin1, nn.Linear) and isinstance(lin2, nn.Linear)
+            self.blocks.append(_Block(block.dw.dilation, block.dw.context, _np(block.dw.weight),
+                                      _np(block.dw.bias), _np(block.norm.weight), _np(block.norm.bias),
+                                      _np(lin1.weight).T, _np(lin1.bias), _np(lin2.weight).T, _np(lin2.bias),
+                                      _np(block.gamma)))
         self.norm = (_np(net.norm.weight), _np(net.norm.bias))
         self.head = (_np(net.head.weight).T, _np(net.head.bias))
 
@@ -56,11 +76,13 @@ class NumpyStack:
         new_state = []
         t = h.shape[0]
         for i, b in enumerate(self.blocks):
-            ctx, dil = b["context"], b["dilation"]
+            ctx, dil = b.context, b.dilation
             prev = np.zeros((ctx, h.shape[1]), np.float32) if state is None else state[i]
             full = np.concatenate([prev, h])
-            y = b["dw_b"] + sum(b["dw"][j] * full[ctx - j * dil : ctx - j * dil + t] for j in range(KERNEL))
-            m = _gelu(_layer_norm(y, *b["ln"]) @ b["w1"][0] + b["w1"][1]) @ b["w2"][0] + b["w2"][1]
-            h = h + b["gamma"] * m
+            y = b.dw_b.copy()
+            for j in range(KERNEL):
+                y = y + b.dw[j] * full[ctx - j * dil : ctx - j * dil + t]
+            m = _gelu(_layer_norm(y, b.ln_w, b.ln_b) @ b.w1 + b.b1) @ b.w2 + b.b2
+            h = h + b.gamma * m
             new_state.append(full[full.shape[0] - ctx :])
         return _gelu(_layer_norm(h, *self.norm)) @ self.head[0] + self.head[1], new_state

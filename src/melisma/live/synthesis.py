@@ -2,11 +2,13 @@
 
 Each streaming frame k gives the harmonic and noise filters' log magnitudes (513 bins of a 1024-point FFT).
 The segment of STREAM_HOP samples between frames k - 1 and k is excited by a band-limited pulse train whose
-phase runs on from the previous segment (F0 interpolated linearly across the segment) and by white noise;
-each excitation is filtered by the minimum-phase response of the two frames' mean log filter (linear
-convolution by a zero-padded FFT), and the result is overlap-added into the output. An output sample depends
-on excitation and filters up to itself only, so nothing waits for the future (the offline vocoder's centred
-STFT looks 512 samples ahead); the gain of the pulse train and of the noise matches the offline vocoder's,
+phase runs on from the previous segment (F0 interpolated linearly across the segment) and by white noise.
+The excitation up to the segment's end is filtered (a CONV_FFT-point FFT convolution over the last CEP_FFT +
+STREAM_HOP samples) by frame k - 1's and by frame k's minimum-phase responses, and the segment is the linear
+crossfade of the two: a filter that changes smoothly from frame to frame. (Filtering each segment alone and
+overlap-adding the pieces would switch filters abruptly at every segment edge, and that leaks broadband
+energy into the quiet bands.) An output sample depends on excitation and filters up to itself only, so nothing waits for the future (the offline vocoder's centred
+STFT looks 512 samples ahead); the gain of the pulse train and of the noise (``NOISE_GAIN``) matches the offline vocoder's,
 so filters distilled from it (``melisma.training.streaming``) keep their level.
 """
 
@@ -23,6 +25,13 @@ from melisma.onnx.synthesis import DEFAULT_UNVOICED_HZ, LOG_MAG_MAX, minimum_pha
 
 N_FFT = 1024  # the builtin vocoder's synthesis FFT: its filters have N_FFT // 2 + 1 bins
 N_BINS = N_FFT // 2 + 1
+CEP_FFT = 2 * N_FFT  # minimum-phase responses from a cepstrum this long (the filters' bins interpolated)
+CONV_FFT = 2 * CEP_FFT  # excitation window (CEP_FFT + STREAM_HOP) convolved with a CEP_FFT-sample response
+# A linear convolution has the response between the filters' bins too, which the offline STFT never sees: with
+# an N_FFT-point cepstrum the responses' tails wrap round and leak 30 dB of energy into bands the filter
+# silences; a cepstrum twice as long, and the response's last quarter faded out, keep them silent.
+IR_TAPER = np.concatenate([np.ones(3 * CEP_FFT // 4), np.hanning(CEP_FFT // 2 + 2)[CEP_FFT // 4 + 1 : -1]])
+NOISE_GAIN = 0.5  # the offline vocoder's noise: its random STFT frames overlap-add at 1/4 of unit power
 
 
 class CausalSynth:
@@ -39,14 +48,17 @@ class CausalSynth:
         self._voiced = 0.0
         self._gain = 0.0
         self._clog: np.ndarray | None = None  # the previous frame's log filters (4, N_BINS), see _frame_filters
-        self._tail = np.zeros(N_FFT - STREAM_HOP, np.float64)
+        self._history = np.zeros((2, CEP_FFT))  # the last CEP_FFT samples of pulse and noise excitation
 
     def _frame_filters(self, log_mag: np.ndarray) -> np.ndarray:
-        """(K, 2 * N_BINS) log magnitudes -> (K, 4, N_BINS): the complex log of the harmonic and of the noise
-        filter's minimum-phase response, rows (log magnitude, phase) of each."""
-        lm = np.minimum(log_mag.astype(np.float32), LOG_MAG_MAX)
-        clog = minimum_phase_log(lm.reshape(-1, 2, N_BINS), N_FFT)  # (K, 2, N_BINS) complex
-        return np.stack([clog.real, clog.imag], axis=2).reshape(lm.shape[0], 4, N_BINS)
+        """(K, 2 * N_BINS) log magnitudes -> (K, 4, CEP_FFT // 2 + 1): the complex log of the harmonic and of the
+        noise filter's minimum-phase response, rows (log magnitude, phase) of each."""
+        lm = np.minimum(log_mag.astype(np.float32), LOG_MAG_MAX).reshape(-1, 2, N_BINS)
+        fine = np.empty((lm.shape[0], 2, CEP_FFT // 2 + 1), np.float32)  # bins interpolated halfway
+        fine[..., ::2] = lm
+        fine[..., 1::2] = 0.5 * (lm[..., :-1] + lm[..., 1:])
+        clog = minimum_phase_log(fine, CEP_FFT)  # (K, 2, CEP_FFT // 2 + 1) complex
+        return np.stack([clog.real, clog.imag], axis=2).reshape(lm.shape[0], 4, -1)
 
     def _excitation(self, f0: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(K,) F0 and gain -> pulse and noise excitation, each (K, STREAM_HOP), state carried."""
@@ -85,16 +97,21 @@ class CausalSynth:
             return np.zeros(0, np.float32)
         filt = self._frame_filters(log_mag)
         prev = filt[:1] if self._clog is None else self._clog[None]
-        mean = 0.5 * (np.concatenate([prev, filt[:-1]]) + filt)  # (K, 4, N_BINS) log filters of each segment
         self._clog = filt[-1]
-        h_h = np.exp(mean[:, 0] + 1j * mean[:, 1])
-        h_n = np.exp(mean[:, 2] + 1j * mean[:, 3])
+        # (K + 1, 2, bins): every frame's harmonic and noise responses on the convolution's grid (via their
+        # CEP_FFT-sample impulse responses)
+        logs = np.concatenate([prev, filt])
+        h = np.stack([np.exp(logs[:, 0] + 1j * logs[:, 1]), np.exp(logs[:, 2] + 1j * logs[:, 3])], axis=1)
+        h = scipy.fft.rfft(scipy.fft.irfft(h, n=CEP_FFT, axis=-1) * IR_TAPER, n=CONV_FFT, axis=-1)
         pulses, noise = self._excitation(np.asarray(f0, np.float64), np.asarray(gain, np.float64))
-        spec = scipy.fft.rfft(pulses, n=N_FFT, axis=-1) * h_h + scipy.fft.rfft(noise, n=N_FFT, axis=-1) * h_n
-        pieces = scipy.fft.irfft(spec, n=N_FFT, axis=-1)  # (K, N_FFT): each segment's filtered response
-        out = np.zeros(k * STREAM_HOP + N_FFT - STREAM_HOP)
-        out[: self._tail.shape[0]] += self._tail
-        for i in range(k):
-            out[i * STREAM_HOP : i * STREAM_HOP + N_FFT] += pieces[i]
-        self._tail = out[k * STREAM_HOP :].copy()
-        return np.clip(out[: k * STREAM_HOP], -1.0, 1.0).astype(np.float32)
+        exc = np.concatenate([self._history, np.stack([pulses.reshape(-1), NOISE_GAIN * noise.reshape(-1)])], axis=1)
+        self._history = exc[:, exc.shape[1] - CEP_FFT :]
+        # segment i: its samples and the CEP_FFT before them, so the convolution needs no state of its own
+        span = CEP_FFT + STREAM_HOP
+        windows = np.stack([exc[:, i * STREAM_HOP : i * STREAM_HOP + span] for i in range(k)])  # (K, 2, span)
+        spec = scipy.fft.rfft(windows, n=CONV_FFT, axis=-1)
+        ends = [scipy.fft.irfft((spec * h[j : j + k]).sum(axis=1), n=CONV_FFT, axis=-1)[:, CEP_FFT:span]
+                for j in (0, 1)]  # (K, STREAM_HOP) filtered by frame i - 1's and by frame i's filters
+        ramp = (np.arange(STREAM_HOP) + 0.5) / STREAM_HOP
+        out = ends[0] * (1.0 - ramp) + ends[1] * ramp
+        return np.clip(out.reshape(-1), -1.0, 1.0).astype(np.float32)

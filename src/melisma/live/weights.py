@@ -6,6 +6,7 @@ distilled against. A decoder file is a *streamable voice* (``.melisma-stream``);
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def net_identity(net: CausalStack) -> str:
     return weights_identity(f"stream-{net.cfg.role}", net.state_dict())
 
 
-def save_stream_net(net: CausalStack, path: str | Path, info: dict | None = None, half: bool = True) -> None:
+def save_stream_net(net: CausalStack, path: str | os.PathLike, info: dict | None = None, half: bool = True) -> None:
     """Write ``net`` (float16 by default) with its config and ``info`` (JSON) in the metadata, atomically."""
     from safetensors.torch import save_file
 
@@ -51,7 +52,7 @@ def save_stream_net(net: CausalStack, path: str | Path, info: dict | None = None
         save_file(state, str(tmp), metadata=meta)
 
 
-def load_stream_net(path: str | Path, role: str) -> StreamNet:
+def load_stream_net(path: str | os.PathLike, role: str) -> StreamNet:
     """Load a streaming network of ``role`` strictly; MelismaError (one line) for anything else."""
     from safetensors.torch import load_file
 

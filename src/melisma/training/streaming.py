@@ -40,6 +40,7 @@ from melisma.live.nets import (
     vocoder_inputs,
 )
 from melisma.live.weights import net_identity, save_stream_net
+from melisma.vocoder.builtin import BuiltinVocoder
 
 WARMUP = 24  # frames at the start of a crop that the loss skips
 CROP = 192  # frames per training crop (1.1 s)
@@ -78,7 +79,7 @@ def content_example(audio: np.ndarray, encoder: torch.nn.Module) -> Example:
     return Example(torch.from_numpy(content_inputs(fr.mel)[s:]), torch.from_numpy(at_stream_frames(target, len(fr))[s:]))
 
 
-def vocoder_example(audio: np.ndarray, mel: torch.Tensor, f0: torch.Tensor, vocoder: torch.nn.Module) -> Example:
+def vocoder_example(audio: np.ndarray, mel: torch.Tensor, f0: torch.Tensor, vocoder: BuiltinVocoder) -> Example:
     """Offline log-mel (128, T) and F0 (T,) of a clip -> its builtin vocoder filters; the input F0 is the
     streaming one (what the engine gives the vocoder), the input mel the offline one on the streaming grid."""
     fr = analyse(audio)
@@ -90,9 +91,11 @@ def vocoder_example(audio: np.ndarray, mel: torch.Tensor, f0: torch.Tensor, voco
     return Example(torch.from_numpy(x[s:]), torch.from_numpy(at_stream_frames(target, k)[s:]))
 
 
-def decoder_example(audio: np.ndarray, voice, content_net: CausalStack, singer: str, seed: int) -> Example:
+def decoder_example(audio: np.ndarray, voice, content_net: CausalStack, singer: str, seed: int,
+                    singers: Sequence[str]) -> Example:
     """One clip converted offline by ``voice`` (a ``Voice``) to ``singer`` (auto-transposed towards the singer,
-    as a live user would set the key) -> the decoder's streaming inputs and the offline mel."""
+    as a live user would set the key) -> the decoder's streaming inputs, the offline mel and the one-hot weights
+    of ``singer`` among ``singers`` (the decoder's rows)."""
     from melisma.audio.constants import n_frames
     from melisma.features.pitch import fit_frames
     from melisma.singer.convert import ConvertOptions, parse_singer_mix
@@ -111,7 +114,9 @@ def decoder_example(audio: np.ndarray, voice, content_net: CausalStack, singer: 
     inputs = decoder_inputs(stream_content, fr.f0 * 2.0 ** (shift / 12.0), fr.loudness)
     k = len(fr)
     s = valid_from(k)
-    return Example(torch.from_numpy(inputs[s:]), torch.from_numpy(at_stream_frames(mel, k)[s:]), weights.float())
+    one_hot = torch.zeros(len(singers))
+    one_hot[list(singers).index(singer)] = 1.0
+    return Example(torch.from_numpy(inputs[s:]), torch.from_numpy(at_stream_frames(mel, k)[s:]), one_hot)
 
 
 def sample_batch(examples: Sequence[Example], batch: int, rng: np.random.Generator
@@ -254,9 +259,9 @@ def distill_vocoder(corpora: Sequence[str | Path], out: str | Path, minutes: flo
                     log: Callable[[str], object] = print) -> dict:
     """The streaming vocoder network, distilled from the builtin vocoder's filter network."""
     from melisma.training.vocoder import clips_in_memory
-    from melisma.vocoder import get_vocoder
+    from melisma.vocoder.builtin import load_builtin
 
-    vocoder = get_vocoder("builtin")
+    vocoder = load_builtin()
     records = corpus_audio(corpora, audio_minutes, seed)
     log(f"{len(records)} clips: vocoder targets")
     examples = [vocoder_example(c.audio.numpy(), c.mel, c.f0, vocoder)
@@ -277,19 +282,21 @@ def singer_medians(voice) -> dict[str, float]:
 
 def distill_voice(voice, sources: Sequence[np.ndarray], out: str | Path, content_net: CausalStack,
                   vocoder_net: CausalStack, minutes: float = 10.0, seed: int = 0, max_steps: int | None = None,
-                  source_info: dict | None = None, log: Callable[[str], object] = print) -> dict:
+                  source_info: dict | None = None, singers: Sequence[str] | None = None,
+                  log: Callable[[str], object] = print) -> dict:
     """A streamable voice: a decoder distilled from ``voice`` (a ``Voice`` or a one-shot ``ReferenceVoice``)
-    converting ``sources`` ((n,) clips at 44.1 kHz), each to a singer drawn in turn, every singer alike."""
-    singers = voice.singers
+    converting ``sources`` ((n,) clips at 44.1 kHz), each to one of ``singers`` (default: all of the voice's)
+    in turn from a random start, so every singer gets its share."""
+    singers = list(singers or voice.singers)
     rng = np.random.default_rng(seed)
     log(f"{len(sources)} clips x {len(singers)} singers: offline conversions")
     examples = []
     for i, audio in enumerate(sources):
         singer = singers[(i + int(rng.integers(len(singers)))) % len(singers)]
-        examples.append(decoder_example(audio, voice, content_net, singer, seed + i))
+        examples.append(decoder_example(audio, voice, content_net, singer, seed + i, singers))
     train, val = split(examples, max(1, len(examples) // 20), seed)
     net = CausalStack(StreamConfig("decoder", content_net.cfg.out_dim + 3, 128, n_singers=len(singers)))
-    median = singer_medians(voice)
+    median = {s: m for s, m in singer_medians(voice).items() if s in singers}
     info = {"singers": singers, "median_f0": median, "content": net_identity(content_net),
             "vocoder": net_identity(vocoder_net), "source": source_info or {}}
     return fit(net, train, val, minutes, Path(out), info, seed=seed, max_steps=max_steps, log=log)
@@ -320,6 +327,6 @@ def foundation_stream(corpora: Sequence[str | Path], run: str | Path, minutes: f
         content = load_stream_net(files["content"], "content").net
         vocoder = load_stream_net(files["vocoder"], "vocoder").net
         sources = [load(r)[: 20 * SAMPLE_RATE] for r in corpus_audio(corpora, audio_minutes, seed + 1)]
-        distill_voice(load_voice(paths.BASE_PACK), sources, files["base"], content, vocoder, minutes, seed,
-                      max_steps, {"voice": "singer-base"}, log)
+        distill_voice(load_voice(paths.BASE_PACK), sources, files["base"], content, vocoder, minutes=minutes,
+                      seed=seed, max_steps=max_steps, source_info={"voice": "singer-base"}, log=log)
     return files
