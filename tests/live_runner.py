@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from live_standin import make_converter
+from live_standin import REAL_ENGINE, make_converter
 
 import melisma.cli.live as live_cli
 from melisma.cli import main
@@ -23,5 +23,6 @@ def open_test_converter(voice: str, block_size: int, transpose: float, singer: s
 
 
 if __name__ == "__main__":
-    live_cli.open_converter = open_test_converter
+    if not REAL_ENGINE:  # the real engine runs through the command's own open_converter
+        live_cli.open_converter = open_test_converter
     sys.exit(main(["live", *sys.argv[1:]]))

@@ -1,10 +1,9 @@
 """The converter the ``melisma live`` tests run, from ONE function: ``make_converter(block_size)``.
 
-SWAP POINT: until ``melisma.live.engine`` exists on this branch, ``make_converter`` returns ``GainDelayConverter``,
-a stand-in with the StreamConverter interface (its output is its input one block later). When the real engine is
-merged, make ``make_converter`` return ``open_stream_voice(<a shipped voice>).converter(block_size=block_size)``
-and set ``REAL_ENGINE = True``; every live test (tests/test_live.py and the process tests/live_runner.py starts)
-then runs the real engine, and the assertions that only the stand-in can meet are skipped.
+It returns the real engine, ``open_stream_voice(VOICE).converter(block_size=...)``, so every live test
+(tests/test_live.py and the process tests/live_runner.py starts) runs melisma's streaming engine.
+``GainDelayConverter`` (its output is its input one block later) is kept for ``REAL_ENGINE = False``, the exact
+checks of the I/O loop that only a pass-through can meet.
 """
 
 from __future__ import annotations
@@ -13,12 +12,17 @@ import numpy as np
 
 from melisma.singer.options import singer_mix
 
-REAL_ENGINE = False  # SWAP: True once make_converter returns the real engine
+REAL_ENGINE = True  # the live tests run melisma's streaming engine; False: the stand-in below
+VOICE = "festival-slt"  # a built-in voice: it streams through the shipped networks
 
 
 def make_converter(block_size: int):  # -> melisma.live.engine.StreamConverter
-    """SWAP: the converter every live test uses, for blocks of ``block_size`` samples at 44.1 kHz."""
-    return GainDelayConverter(block_size)
+    """The converter every live test uses, for blocks of ``block_size`` samples at 44.1 kHz."""
+    if not REAL_ENGINE:
+        return GainDelayConverter(block_size)
+    from melisma.live.engine import open_stream_voice
+
+    return open_stream_voice(VOICE).converter(block_size=block_size)
 
 
 class GainDelayConverter:

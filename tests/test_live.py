@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
-from live_standin import REAL_ENGINE, make_converter
+from live_standin import REAL_ENGINE, VOICE, make_converter
 
 from melisma.errors import MelismaError
 from melisma.live import device
@@ -318,7 +318,7 @@ def test_portaudio_lists_the_jack_device(jack):
 @pytest.mark.slow
 def test_live_on_a_jack_stream_converts_the_tone_it_is_fed(jack, tmp_path):
     seconds, record, tap = 3.0, tmp_path / "out.wav", tmp_path / "tap.wav"
-    process = subprocess.Popen([*RUNNER, "-v", "test", "--seconds", str(seconds), "--record", str(record),
+    process = subprocess.Popen([*RUNNER, "-v", VOICE, "--seconds", str(seconds), "--record", str(record),
                                 "--input-device", "system", "--output-device", "0"], env=jack,
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rec = _feed_and_tap(jack, tap, 1)
@@ -343,7 +343,7 @@ def test_live_on_a_jack_stream_converts_the_tone_it_is_fed(jack, tmp_path):
 @pytest.mark.slow
 def test_live_stops_cleanly_on_ctrl_c_and_on_q(jack, tmp_path):
     record = tmp_path / "take.wav"
-    process = subprocess.Popen([*RUNNER, "-v", "test", "--record", str(record)], env=jack,
+    process = subprocess.Popen([*RUNNER, "-v", VOICE, "--record", str(record)], env=jack,
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_port(jack, r"PortAudio[^:]*:in_0")
     time.sleep(1.0)
@@ -354,7 +354,7 @@ def test_live_stops_cleanly_on_ctrl_c_and_on_q(jack, tmp_path):
     assert blocks > 10 and "Traceback" not in err
     assert len(sf.read(record)[0]) == blocks * BLOCK
 
-    quitting = subprocess.run([*RUNNER, "-v", "test", "--seconds", "60"], env=jack, input="t +2\nq\n",
+    quitting = subprocess.run([*RUNNER, "-v", VOICE, "--seconds", "60"], env=jack, input="t +2\nq\n",
                               capture_output=True, text=True, timeout=30)
     assert quitting.returncode == 0, quitting.stderr
     assert int(SUMMARY.search(quitting.stderr).group(1)) < 60 * SR / BLOCK / 2

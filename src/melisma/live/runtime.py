@@ -21,9 +21,10 @@ def _np(t) -> np.ndarray:
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * weight + bias
+    inv_n = np.float32(1.0 / x.shape[-1])
+    d = x - np.add.reduce(x, axis=-1, keepdims=True) * inv_n
+    var = np.add.reduce(d * d, axis=-1, keepdims=True) * inv_n
+    return d * (1.0 / np.sqrt(var + np.float32(eps))) * weight + bias
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ class CausalSynth:
         self._f0 = DEFAULT_UNVOICED_HZ  # last F0 (held through unvoiced frames)
         self._voiced = 0.0
         self._gain = 0.0
-        self._clog: np.ndarray | None = None  # the previous frame's log filters (4, N_BINS), see _frame_filters
+        self._last: np.ndarray | None = None  # the previous frame's responses (1, 2, CONV_FFT // 2 + 1)
         self._history = np.zeros((2, CEP_FFT))  # the last CEP_FFT samples of pulse and noise excitation
 
     def _frame_filters(self, log_mag: np.ndarray) -> np.ndarray:
@@ -95,14 +95,13 @@ class CausalSynth:
         k = f0.shape[0]
         if k == 0:
             return np.zeros(0, np.float32)
-        filt = self._frame_filters(log_mag)
-        prev = filt[:1] if self._clog is None else self._clog[None]
-        self._clog = filt[-1]
-        # (K + 1, 2, bins): every frame's harmonic and noise responses on the convolution's grid (via their
-        # CEP_FFT-sample impulse responses)
-        logs = np.concatenate([prev, filt])
+        logs = self._frame_filters(log_mag)
+        # (K, 2, bins): each frame's harmonic and noise responses on the convolution's grid (via their
+        # CEP_FFT-sample impulse responses), after the previous block's last one
         h = np.stack([np.exp(logs[:, 0] + 1j * logs[:, 1]), np.exp(logs[:, 2] + 1j * logs[:, 3])], axis=1)
         h = scipy.fft.rfft(scipy.fft.irfft(h, n=CEP_FFT, axis=-1) * IR_TAPER, n=CONV_FFT, axis=-1)
+        h = np.concatenate([h[:1] if self._last is None else self._last, h])
+        self._last = h[-1:]
         pulses, noise = self._excitation(np.asarray(f0, np.float64), np.asarray(gain, np.float64))
         exc = np.concatenate([self._history, np.stack([pulses.reshape(-1), NOISE_GAIN * noise.reshape(-1)])], axis=1)
         self._history = exc[:, exc.shape[1] - CEP_FFT :]
