@@ -197,3 +197,39 @@ def test_stream_files_are_checked(tmp_path):
     x = torch.from_numpy(content_inputs(analyse(_tone(0.3)).mel))[None]
     with torch.no_grad():
         np.testing.assert_allclose(a(x)[0].numpy(), voice.content.net(x)[0].numpy(), atol=5e-2)
+
+
+def test_the_torch_synthesis_twin_gives_the_engine_synthesis_and_passes_gradients():
+    from melisma.live.synthesis_torch import synthesize
+
+    rng = np.random.default_rng(0)
+    k = 40
+    log_mag = (rng.standard_normal((k, 2 * N_BINS)) * 0.3 - 4).astype(np.float32)
+    f0 = np.where(np.arange(k) % 13 < 9, 180 + 40 * np.sin(np.arange(k) / 5), 0).astype(np.float32)
+    y = CausalSynth(seed=3).push(log_mag, f0, np.ones(k))
+    noise = np.random.default_rng(3).standard_normal((k, STREAM_HOP)).reshape(-1)  # what CausalSynth(seed=3) draws
+    lm = torch.from_numpy(log_mag)[None].requires_grad_(True)
+    yt = synthesize(lm, torch.from_numpy(f0)[None], torch.from_numpy(noise)[None])
+    np.testing.assert_allclose(np.clip(yt[0].detach().numpy(), -1, 1), y, atol=1e-5)
+    yt.pow(2).mean().backward()
+    assert lm.grad is not None and torch.isfinite(lm.grad).all() and lm.grad.abs().sum() > 0
+
+
+@pytest.mark.slow
+def test_the_stream_recipe_runs_end_to_end_on_a_tiny_corpus(tmp_path):
+    from corpus_standins import write_clips
+
+    from melisma.live.engine import open_stream_voice
+    from melisma.training.streaming import foundation_stream
+
+    clips = [(voice, _tone(1.5, f0), None) for voice, f0 in
+             (("espeak:en+f3:p60", 200.0), ("festival:ked", 120.0), ("kokoro:jf_alpha", 260.0),
+              ("espeak:en+f3:p60", 230.0), ("festival:ked", 140.0), ("kokoro:jf_alpha", 300.0))]
+    corpus = write_clips(tmp_path / "corpus", clips)
+    files = foundation_stream([corpus], tmp_path / "run", minutes=1, audio_minutes=1, max_steps=2,
+                              log=lambda *_: None)
+    assert all(f.is_file() for f in files.values())
+    voice = open_stream_voice(files["base"], files["content"], files["vocoder"])
+    assert len(voice.singers) == 14  # the base pack's singers
+    y, report = run_stream(voice.converter(882, singer=voice.singers[0]), _tone(1.0))
+    assert np.isfinite(y).all() and report.blocks == 51

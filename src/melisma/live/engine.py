@@ -34,6 +34,7 @@ from melisma.live.runtime import NumpyStack
 from melisma.live.synthesis import CausalSynth
 from melisma.live.weights import STREAM_SUFFIX, StreamNet, load_stream_net
 from melisma.singer.options import singer_mix
+from melisma.singer.voicepack import PACK_SUFFIX
 
 GATE_DB = -50.0  # input windows quieter than this (dBFS RMS) are silenced
 GATE_HOLD = 8  # frames (46 ms) the gate stays open after the input falls below it
@@ -83,8 +84,8 @@ def open_stream_voice(voice: str | os.PathLike, content: str | os.PathLike | Non
     p = Path(voice)
     default_singer = None
     if p.is_file():
-        if p.suffix != STREAM_SUFFIX:
-            raise MelismaError(f"{p} is not a streamable voice ({STREAM_SUFFIX}); make one with "
+        if p.suffix == PACK_SUFFIX:
+            raise MelismaError(f"{p} is a voice pack, not a streamable voice; make one with "
                                f"`melisma streamable {p} -o {p.with_suffix(STREAM_SUFFIX).name} --audio CLIPS`")
     elif paths.STREAM_BASE.is_file():
         base = load_stream_net(paths.STREAM_BASE, "decoder")

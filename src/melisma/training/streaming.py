@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from melisma.atomic import write_text_atomic
 from melisma.audio.constants import HOP_SIZE, SAMPLE_RATE
@@ -305,8 +306,8 @@ def distill_voice(voice, sources: Sequence[np.ndarray], out: str | Path, content
 def foundation_stream(corpora: Sequence[str | Path], run: str | Path, minutes: float = 12.0,
                       audio_minutes: float = 30.0, seed: int = 0, max_steps: int | None = None,
                       log: Callable[[str], object] = print) -> dict[str, Path]:
-    """The shipped streaming networks in ``run``: content and vocoder (generic), then the decoder of the base
-    pack's singers (the built-in voices stream through it). A network whose file is already in ``run`` is kept,
+    """The shipped streaming networks in ``run``: content and vocoder (generic; the vocoder distilled, then
+    trained on through the causal synthesis), then the decoder of the base pack's singers (the built-in voices stream through it). A network whose file is already in ``run`` is kept,
     so an interrupted recipe goes on from the next one."""
     from melisma import paths
     from melisma.live.weights import load_stream_net
@@ -315,13 +316,17 @@ def foundation_stream(corpora: Sequence[str | Path], run: str | Path, minutes: f
     corpus_audio(corpora, audio_minutes, seed)  # refuses held-out voices before anything is written
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
-    files = {role: run / f"stream-{role}.safetensors" for role in ("content", "vocoder", "base")}
+    files = {role: run / f"stream-{role}.safetensors" for role in ("content", "vocoder-distilled", "vocoder", "base")}
     if not files["content"].is_file():
         log("content network")
         distill_content(corpora, files["content"], minutes, audio_minutes, seed, max_steps, log)
+    if not files["vocoder-distilled"].is_file():
+        log("vocoder network: distilled from the builtin vocoder's filters")
+        distill_vocoder(corpora, files["vocoder-distilled"], minutes, audio_minutes * 2 / 3, seed, max_steps, log)
     if not files["vocoder"].is_file():
-        log("vocoder network")
-        distill_vocoder(corpora, files["vocoder"], minutes, audio_minutes * 2 / 3, seed, max_steps, log)
+        log("vocoder network: trained on through the causal synthesis")
+        finetune_vocoder(corpora, files["vocoder-distilled"], files["vocoder"], minutes, audio_minutes * 2 / 3,
+                         seed, max_steps, log=log)
     if not files["base"].is_file():
         log("decoder of the base pack's singers")
         content = load_stream_net(files["content"], "content").net
@@ -330,3 +335,103 @@ def foundation_stream(corpora: Sequence[str | Path], run: str | Path, minutes: f
         distill_voice(load_voice(paths.BASE_PACK), sources, files["base"], content, vocoder, minutes=minutes,
                       seed=seed, max_steps=max_steps, source_info={"voice": "singer-base"}, log=log)
     return files
+
+
+@dataclass
+class AudioExample:
+    """One clip for training the vocoder network through the causal synthesis: network inputs (K, 130) on the
+    streaming grid (offline log-mel, streaming F0), the streaming F0 (K,) and the clip's audio (n,)."""
+
+    inputs: torch.Tensor
+    f0: torch.Tensor
+    audio: torch.Tensor
+
+
+def audio_example(audio: np.ndarray, mel: torch.Tensor) -> AudioExample:
+    fr = analyse(audio)
+    x = vocoder_inputs(at_stream_frames(mel.numpy(), len(fr)), fr.f0)
+    return AudioExample(torch.from_numpy(x), torch.from_numpy(fr.f0), torch.from_numpy(audio))
+
+
+def audio_batch(examples: Sequence[AudioExample], batch: int, frames: int, rng: np.random.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random crops of ``frames`` frames -> inputs (B, frames, 130), F0 (B, frames), the audio their segments
+    describe (B, frames * STREAM_HOP): frame k's segment is input time [256 k - 768, 256 k - 512)."""
+    from melisma.live.frontend import STREAM_HOP
+
+    lengths = np.array([e.inputs.shape[0] for e in examples], dtype=np.float64)
+    picks = rng.choice(len(examples), size=batch, p=lengths / lengths.sum())
+    xs, fs, ys = [], [], []
+    for i in picks:
+        e = examples[i]
+        start = int(rng.integers(0, max(1, e.inputs.shape[0] - frames)))
+        x, f = e.inputs[start : start + frames], e.f0[start : start + frames]
+        pad = frames - x.shape[0]
+        xs.append(F.pad(x, (0, 0, 0, pad)))
+        fs.append(F.pad(f, (0, pad)))
+        first = (start + 1) * STREAM_HOP - 3 * STREAM_HOP  # input time of this crop's first output sample
+        seg = e.audio[max(first, 0) : first + frames * STREAM_HOP]
+        seg = F.pad(seg, (max(-first, 0), 0))
+        ys.append(F.pad(seg, (0, frames * STREAM_HOP - seg.shape[0])))
+    return torch.stack(xs), torch.stack(fs), torch.stack(ys)
+
+
+def finetune_vocoder(corpora: Sequence[str | Path], init: str | Path, out: str | Path, minutes: float = 15.0,
+                     audio_minutes: float = 20.0, seed: int = 0, max_steps: int | None = None, lr: float = 3e-4,
+                     log: Callable[[str], object] = print) -> dict:
+    """The streaming vocoder network trained through the causal synthesis (``synthesis_torch``) against the
+    clips' own audio, with the offline vocoder's spectral loss, from the distilled network ``init``: the
+    offline filters were learnt for the offline synthesis, and the causal one renders them differently."""
+    from melisma.live.synthesis_torch import synthesize
+    from melisma.live.weights import load_stream_net
+    from melisma.training.vocoder import clips_in_memory, spectral_loss
+
+    start_net = load_stream_net(init, "vocoder")
+    net = start_net.net.train()
+    records = corpus_audio(corpora, audio_minutes, seed + 2)
+    examples = [audio_example(c.audio.numpy(), c.mel) for c in clips_in_memory(records, ", ".join(map(str, corpora)))]
+    train, val = split(examples, max(1, len(examples) // 20), seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    frames, warm = 128, 12 * 256  # loss skips the crop's first samples: no excitation or network history there
+
+    def loss_of(x: torch.Tensor, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        filters, _ = net(x)
+        noise = torch.randn(y.shape, generator=gen)
+        pred = synthesize(filters, f, noise)
+        return spectral_loss(pred[:, warm:], y[:, warm:])[0]
+
+    val_batch = audio_batch(val, 8, frames, np.random.default_rng(seed + 9))
+    t0, step, best, best_state, rows = time.monotonic(), 0, math.inf, None, []
+    while True:
+        elapsed = time.monotonic() - t0
+        done = elapsed >= minutes * 60 if max_steps is None else step >= max_steps
+        if step % 50 == 0 or done:
+            with torch.no_grad():
+                gen.manual_seed(seed + 1)
+                v = float(loss_of(*val_batch))
+            rows.append({"step": step, "seconds": round(elapsed, 1), "val_loss": round(v, 4)})
+            log(f"step {step:5d}  {elapsed / 60:5.1f} min  val spectral loss {v:.4f}")
+            if v < best:
+                best, best_state = v, {k: t.detach().clone() for k, t in net.state_dict().items()}
+        if done:
+            break
+        frac = elapsed / (minutes * 60) if max_steps is None else step / max_steps
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
+        loss = loss_of(*audio_batch(train, 8, frames, rng))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+    assert best_state is not None
+    net.load_state_dict(best_state)
+    net.eval()
+    summary = {"steps": step, "minutes": round((time.monotonic() - t0) / 60, 2), "best_val_loss": round(best, 4),
+               "init": start_net.identity, "train_clips": len(train), "val_clips": len(val), "log": rows}
+    info = {**start_net.info, "finetuned": {k: v for k, v in summary.items() if k != "log"}}
+    save_stream_net(net, Path(out), info)
+    write_text_atomic(Path(out).with_name(Path(out).name + ".json"), json.dumps(summary, indent=1))
+    return summary
