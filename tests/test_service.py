@@ -249,7 +249,8 @@ def test_a_training_job_survives_a_killed_service_and_its_voice_converts(tmp_pat
     svc = Service(tmp_path / "data").start()  # the same data dir, a new process
     try:
         job = wait_for(svc, job_id, lambda j: j["state"] in ("done", "failed"))
-        assert job["state"] == "done", job["error"]
+        log = svc.data_dir / "jobs" / job_id / "log.txt"
+        assert job["state"] == "done", f"{job['error']}\n--- worker log ---\n{log.read_text()[-4000:] if log.exists() else ''}"
         assert job["attempts"] == 2 and "resuming at teacher step" in (svc.data_dir / "jobs" / job_id / "log.txt").read_text()
         assert svc.get_json(f"/v1/jobs/{queued}")[1]["state"] == "cancelled"
         assert {"name": "mine", "kind": "trained"} in svc.get_json("/v1/voices")[1]["voices"]

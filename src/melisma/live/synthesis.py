@@ -30,7 +30,8 @@ CONV_FFT = 2 * CEP_FFT  # excitation window (CEP_FFT + STREAM_HOP) convolved wit
 # A linear convolution has the response between the filters' bins too, which the offline STFT never sees: with
 # an N_FFT-point cepstrum the responses' tails wrap round and leak 30 dB of energy into bands the filter
 # silences; a cepstrum twice as long, and the response's last quarter faded out, keep them silent.
-IR_TAPER = np.concatenate([np.ones(3 * CEP_FFT // 4), np.hanning(CEP_FFT // 2 + 2)[CEP_FFT // 4 + 1 : -1]])
+IR_TAPER = np.concatenate([np.ones(3 * CEP_FFT // 4),
+                           np.hanning(CEP_FFT // 2 + 2)[CEP_FFT // 4 + 1 : -1]]).astype(np.float32)
 NOISE_GAIN = 0.5  # the offline vocoder's noise: its random STFT frames overlap-add at 1/4 of unit power
 
 
@@ -48,17 +49,16 @@ class CausalSynth:
         self._voiced = 0.0
         self._gain = 0.0
         self._last: np.ndarray | None = None  # the previous frame's responses (1, 2, CONV_FFT // 2 + 1)
-        self._history = np.zeros((2, CEP_FFT))  # the last CEP_FFT samples of pulse and noise excitation
+        self._history = np.zeros((2, CEP_FFT), np.float32)  # the last CEP_FFT samples of pulse and noise excitation
 
     def _frame_filters(self, log_mag: np.ndarray) -> np.ndarray:
-        """(K, 2 * N_BINS) log magnitudes -> (K, 4, CEP_FFT // 2 + 1): the complex log of the harmonic and of the
-        noise filter's minimum-phase response, rows (log magnitude, phase) of each."""
+        """(K, 2 * N_BINS) log magnitudes -> (K, 2, CEP_FFT // 2 + 1) complex64: the complex log of the harmonic
+        and of the noise filter's minimum-phase response."""
         lm = np.minimum(log_mag.astype(np.float32), LOG_MAG_MAX).reshape(-1, 2, N_BINS)
         fine = np.empty((lm.shape[0], 2, CEP_FFT // 2 + 1), np.float32)  # bins interpolated halfway
         fine[..., ::2] = lm
         fine[..., 1::2] = 0.5 * (lm[..., :-1] + lm[..., 1:])
-        clog = minimum_phase_log(fine, CEP_FFT)  # (K, 2, CEP_FFT // 2 + 1) complex
-        return np.stack([clog.real, clog.imag], axis=2).reshape(lm.shape[0], 4, -1)
+        return minimum_phase_log(fine, CEP_FFT)  # (K, 2, CEP_FFT // 2 + 1) complex64
 
     def _excitation(self, f0: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(K,) F0 and gain -> pulse and noise excitation, each (K, STREAM_HOP), state carried."""
@@ -95,22 +95,23 @@ class CausalSynth:
         k = f0.shape[0]
         if k == 0:
             return np.zeros(0, np.float32)
-        logs = self._frame_filters(log_mag)
         # (K, 2, bins): each frame's harmonic and noise responses on the convolution's grid (via their
         # CEP_FFT-sample impulse responses), after the previous block's last one
-        h = np.stack([np.exp(logs[:, 0] + 1j * logs[:, 1]), np.exp(logs[:, 2] + 1j * logs[:, 3])], axis=1)
+        h = np.exp(self._frame_filters(log_mag))
         h = scipy.fft.rfft(scipy.fft.irfft(h, n=CEP_FFT, axis=-1) * IR_TAPER, n=CONV_FFT, axis=-1)
         h = np.concatenate([h[:1] if self._last is None else self._last, h])
         self._last = h[-1:]
         pulses, noise = self._excitation(np.asarray(f0, np.float64), np.asarray(gain, np.float64))
-        exc = np.concatenate([self._history, np.stack([pulses.reshape(-1), NOISE_GAIN * noise.reshape(-1)])], axis=1)
+        exc = np.concatenate([self._history, np.stack([pulses.reshape(-1), NOISE_GAIN * noise.reshape(-1)])],
+                             axis=1).astype(np.float32)
         self._history = exc[:, exc.shape[1] - CEP_FFT :]
         # segment i: its samples and the CEP_FFT before them, so the convolution needs no state of its own
         span = CEP_FFT + STREAM_HOP
         windows = np.stack([exc[:, i * STREAM_HOP : i * STREAM_HOP + span] for i in range(k)])  # (K, 2, span)
         spec = scipy.fft.rfft(windows, n=CONV_FFT, axis=-1)
-        ends = [scipy.fft.irfft((spec * h[j : j + k]).sum(axis=1), n=CONV_FFT, axis=-1)[:, CEP_FFT:span]
-                for j in (0, 1)]  # (K, STREAM_HOP) filtered by frame i - 1's and by frame i's filters
-        ramp = (np.arange(STREAM_HOP) + 0.5) / STREAM_HOP
+        # (2, K, STREAM_HOP): filtered by frame i - 1's and by frame i's responses
+        both = np.stack([(spec * h[j : j + k]).sum(axis=1) for j in (0, 1)])
+        ends = scipy.fft.irfft(both, n=CONV_FFT, axis=-1)[..., CEP_FFT:span]
+        ramp = ((np.arange(STREAM_HOP) + 0.5) / STREAM_HOP).astype(np.float32)
         out = ends[0] * (1.0 - ramp) + ends[1] * ramp
         return np.clip(out.reshape(-1), -1.0, 1.0).astype(np.float32)

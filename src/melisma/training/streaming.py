@@ -387,6 +387,7 @@ def finetune_vocoder(corpora: Sequence[str | Path], init: str | Path, out: str |
     from melisma.training.vocoder import clips_in_memory, spectral_loss
 
     start_net = load_stream_net(init, "vocoder")
+    init_identity = start_net.identity  # before training changes the weights
     net = start_net.net.train()
     records = corpus_audio(corpora, audio_minutes, seed + 2)
     examples = [audio_example(c.audio.numpy(), c.mel) for c in clips_in_memory(records, ", ".join(map(str, corpora)))]
@@ -430,7 +431,7 @@ def finetune_vocoder(corpora: Sequence[str | Path], init: str | Path, out: str |
     net.load_state_dict(best_state)
     net.eval()
     summary = {"steps": step, "minutes": round((time.monotonic() - t0) / 60, 2), "best_val_loss": round(best, 4),
-               "init": start_net.identity, "train_clips": len(train), "val_clips": len(val), "log": rows}
+               "init": init_identity, "train_clips": len(train), "val_clips": len(val), "log": rows}
     info = {**start_net.info, "finetuned": {k: v for k, v in summary.items() if k != "log"}}
     save_stream_net(net, Path(out), info)
     write_text_atomic(Path(out).with_name(Path(out).name + ".json"), json.dumps(summary, indent=1))
