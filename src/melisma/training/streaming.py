@@ -162,6 +162,42 @@ def validate(net: CausalStack, examples: Sequence[Example]) -> float:
     return total / max(frames, 1)
 
 
+def train_loop(net: CausalStack, step_loss: Callable[[], torch.Tensor], val_loss: Callable[[], float],
+               minutes: float, max_steps: int | None, lr: float, every: int, label: str,
+               log: Callable[[str], object]) -> dict:
+    """AdamW with cosine decay over ``minutes`` (or ``max_steps``), ``val_loss`` every ``every`` steps; ``net``
+    ends with the weights of the best validation. -> {"steps", "minutes", "best", "log"}."""
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    budget = minutes * 60.0
+    start = time.monotonic()
+    best, best_state, step, rows = math.inf, None, 0, []
+    net.train()
+    while True:
+        elapsed = time.monotonic() - start
+        done = elapsed >= budget if max_steps is None else step >= max_steps
+        if step % every == 0 or done:
+            v = val_loss()
+            rows.append({"step": step, "seconds": round(elapsed, 1), "val": round(v, 5)})
+            log(f"step {step:6d}  {elapsed / 60:5.1f} min  val {label} {v:.4f}")
+            if v < best:
+                best, best_state = v, {k: t.detach().clone() for k, t in net.state_dict().items()}
+        if done:
+            break
+        frac = elapsed / budget if max_steps is None else step / max_steps
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
+        loss = step_loss()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+    assert best_state is not None
+    net.load_state_dict(best_state)
+    net.eval()
+    return {"steps": step, "minutes": round((time.monotonic() - start) / 60, 2), "best": round(best, 5), "log": rows}
+
+
 def fit(net: CausalStack, train: Sequence[Example], val: Sequence[Example], minutes: float, out: Path,
         info: dict, *, lr: float = 2e-3, batch: int = 16, seed: int = 0, max_steps: int | None = None,
         log: Callable[[str], object] = print) -> dict:
@@ -171,38 +207,14 @@ def fit(net: CausalStack, train: Sequence[Example], val: Sequence[Example], minu
         raise MelismaError("distillation needs training and validation clips")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    budget = minutes * 60.0
-    start = time.monotonic()
-    best, best_state, step, rows = math.inf, None, 0, []
-    net.train()
-    while True:
-        elapsed = time.monotonic() - start
-        done = elapsed >= budget if max_steps is None else step >= max_steps
-        if step % 200 == 0 or done:
-            v = validate(net, val)
-            rows.append({"step": step, "seconds": round(elapsed, 1), "val_l1": round(v, 5)})
-            log(f"step {step:6d}  {elapsed / 60:5.1f} min  val L1 {v:.4f}")
-            if v < best:
-                best, best_state = v, {k: t.detach().clone() for k, t in net.state_dict().items()}
-        if done:
-            break
-        frac = elapsed / budget if max_steps is None else step / max_steps
-        for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
+
+    def step_loss() -> torch.Tensor:
         x, y, w, mask = sample_batch(train, batch, rng)
-        pred, _ = net(x, None, w)
-        loss = masked_l1(pred, y, mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        step += 1
-    assert best_state is not None
-    net.load_state_dict(best_state)
-    net.eval()
-    summary = {"steps": step, "minutes": round((time.monotonic() - start) / 60, 2), "best_val_l1": round(best, 5),
-               "train_clips": len(train), "val_clips": len(val), "log": rows}
+        return masked_l1(net(x, None, w)[0], y, mask)
+
+    run = train_loop(net, step_loss, lambda: validate(net, val), minutes, max_steps, lr, 200, "L1", log)
+    summary = {"steps": run["steps"], "minutes": run["minutes"], "best_val_l1": run["best"],
+               "train_clips": len(train), "val_clips": len(val), "log": run["log"]}
     save_stream_net(net, out, {**info, "training": {k: v for k, v in summary.items() if k != "log"}})
     write_text_atomic(out.with_name(out.name + ".json"), json.dumps(summary, indent=1))
     return summary
@@ -394,7 +406,6 @@ def finetune_vocoder(corpora: Sequence[str | Path], init: str | Path, out: str |
     train, val = split(examples, max(1, len(examples) // 20), seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     frames, warm = 128, 12 * 256  # loss skips the crop's first samples: no excitation or network history there
 
     def loss_of(x: torch.Tensor, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -404,34 +415,16 @@ def finetune_vocoder(corpora: Sequence[str | Path], init: str | Path, out: str |
         return spectral_loss(pred[:, warm:], y[:, warm:])[0]
 
     val_batch = audio_batch(val, 8, frames, np.random.default_rng(seed + 9))
-    t0, step, best, best_state, rows = time.monotonic(), 0, math.inf, None, []
-    while True:
-        elapsed = time.monotonic() - t0
-        done = elapsed >= minutes * 60 if max_steps is None else step >= max_steps
-        if step % 50 == 0 or done:
-            with torch.no_grad():
-                gen.manual_seed(seed + 1)
-                v = float(loss_of(*val_batch))
-            rows.append({"step": step, "seconds": round(elapsed, 1), "val_loss": round(v, 4)})
-            log(f"step {step:5d}  {elapsed / 60:5.1f} min  val spectral loss {v:.4f}")
-            if v < best:
-                best, best_state = v, {k: t.detach().clone() for k, t in net.state_dict().items()}
-        if done:
-            break
-        frac = elapsed / (minutes * 60) if max_steps is None else step / max_steps
-        for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
-        loss = loss_of(*audio_batch(train, 8, frames, rng))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        step += 1
-    assert best_state is not None
-    net.load_state_dict(best_state)
-    net.eval()
-    summary = {"steps": step, "minutes": round((time.monotonic() - t0) / 60, 2), "best_val_loss": round(best, 4),
-               "init": init_identity, "train_clips": len(train), "val_clips": len(val), "log": rows}
+
+    def val_loss() -> float:
+        with torch.no_grad():
+            gen.manual_seed(seed + 1)
+            return float(loss_of(*val_batch))
+
+    run = train_loop(net, lambda: loss_of(*audio_batch(train, 8, frames, rng)), val_loss, minutes, max_steps, lr,
+                     50, "spectral loss", log)
+    summary = {"steps": run["steps"], "minutes": run["minutes"], "best_val_loss": run["best"],
+               "init": init_identity, "train_clips": len(train), "val_clips": len(val), "log": run["log"]}
     info = {**start_net.info, "finetuned": {k: v for k, v in summary.items() if k != "log"}}
     save_stream_net(net, Path(out), info)
     write_text_atomic(Path(out).with_name(Path(out).name + ".json"), json.dumps(summary, indent=1))
