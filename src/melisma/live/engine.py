@@ -87,16 +87,16 @@ def open_stream_voice(voice: str | os.PathLike, content: str | os.PathLike | Non
         if p.suffix == PACK_SUFFIX:
             raise MelismaError(f"{p} is a voice pack, not a streamable voice; make one with "
                                f"`melisma streamable {p} -o {p.with_suffix(STREAM_SUFFIX).name} --audio CLIPS`")
+        decoder = load_stream_net(p, "decoder")
     elif paths.STREAM_BASE.is_file():
-        base = load_stream_net(paths.STREAM_BASE, "decoder")
-        if str(voice) not in base.info["singers"]:
-            names = ", ".join(base.info["singers"])
+        decoder = load_stream_net(paths.STREAM_BASE, "decoder")  # loaded once: its singers are the voices
+        if str(voice) not in decoder.info["singers"]:
+            names = ", ".join(decoder.info["singers"])
             raise MelismaError(f"{voice}: no such streamable voice file or built-in voice (built-in: {names})")
-        p, default_singer = paths.STREAM_BASE, str(voice)
+        default_singer = str(voice)
     else:
         raise MelismaError(f"{voice}: no such streamable voice file (and no streaming base is installed)")
-    return StreamVoice(load_stream_net(content or paths.STREAM_CONTENT_WEIGHTS, "content"),
-                       load_stream_net(p, "decoder"),
+    return StreamVoice(load_stream_net(content or paths.STREAM_CONTENT_WEIGHTS, "content"), decoder,
                        load_stream_net(vocoder or paths.STREAM_VOCODER_WEIGHTS, "vocoder"), default_singer)
 
 

@@ -245,12 +245,6 @@ def corpus_audio(corpora: Sequence[str | Path], minutes: float, seed: int) -> li
     return chosen
 
 
-def load(rec) -> np.ndarray:
-    from melisma.audio.io import load_audio
-
-    return load_audio(rec.audio_path, SAMPLE_RATE)[0]
-
-
 def distill_content(corpora: Sequence[str | Path], out: str | Path, minutes: float = 10.0,
                     audio_minutes: float = 30.0, seed: int = 0, max_steps: int | None = None,
                     log: Callable[[str], object] = print) -> dict:
@@ -260,7 +254,7 @@ def distill_content(corpora: Sequence[str | Path], out: str | Path, minutes: flo
     encoder = get_content_encoder("builtin")
     records = corpus_audio(corpora, audio_minutes, seed)
     log(f"{len(records)} clips: content targets")
-    examples = [content_example(load(r), encoder) for r in records]
+    examples = [content_example(r.load_audio(), encoder) for r in records]
     train, val = split(examples, max(1, len(examples) // 20), seed)
     net = CausalStack(StreamConfig("content", 128, encoder.dim))
     return fit(net, train, val, minutes, Path(out), {"teacher": encoder.identity}, seed=seed,
@@ -343,7 +337,7 @@ def foundation_stream(corpora: Sequence[str | Path], run: str | Path, minutes: f
         log("decoder of the base pack's singers")
         content = load_stream_net(files["content"], "content").net
         vocoder = load_stream_net(files["vocoder"], "vocoder").net
-        sources = [load(r)[: 20 * SAMPLE_RATE] for r in corpus_audio(corpora, audio_minutes, seed + 1)]
+        sources = [r.load_audio()[: 20 * SAMPLE_RATE] for r in corpus_audio(corpora, audio_minutes, seed + 1)]
         distill_voice(load_voice(paths.BASE_PACK), sources, files["base"], content, vocoder, minutes=minutes,
                       seed=seed, max_steps=max_steps, source_info={"voice": "singer-base"}, log=log)
     return files
